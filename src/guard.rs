@@ -1,0 +1,178 @@
+//! The deletion guard: refuse to ship a map that lost too many addresses.
+//!
+//! A run that saw only part of the directory (a scoped-out sync, a wrong filter, a fault)
+//! would otherwise tell Retarus to reject mail for everyone missing. The guard compares the
+//! new map with the last one shipped and refuses when more than `max_removed` addresses, or
+//! more than `max_removed_percent` of them, would go, or when a domain that had addresses has
+//! none. Pure: it takes two maps and returns a verdict; `--force` is applied by the caller.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::GuardConfig;
+use crate::mapfile::{MapDiff, MapFile};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// No previous map: nothing to compare with.
+    pub first_run: bool,
+    pub previous: usize,
+    pub current: usize,
+    pub added: usize,
+    pub removed: usize,
+    /// Why the guard refuses (empty = it passes).
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    pub fn passes(&self) -> bool {
+        self.reasons.is_empty()
+    }
+
+    /// One paragraph for the admin.
+    pub fn describe(&self) -> String {
+        if self.first_run {
+            return format!(
+                "deletion guard: first run (no previous upload to compare with): {} addresses",
+                self.current
+            );
+        }
+        let mut s = format!(
+            "deletion guard: {} -> {} addresses (+{} -{})",
+            self.previous, self.current, self.added, self.removed
+        );
+        if self.passes() {
+            s.push_str(": passed");
+        } else {
+            s.push_str(": REFUSED");
+            for r in &self.reasons {
+                let _ = write!(s, "\n  - {r}");
+            }
+        }
+        s
+    }
+}
+
+pub fn evaluate(previous: Option<&MapFile>, current: &MapFile, config: &GuardConfig) -> Verdict {
+    let Some(previous) = previous else {
+        return Verdict {
+            first_run: true,
+            previous: 0,
+            current: current.dir_count(),
+            added: current.dir_count(),
+            removed: 0,
+            reasons: Vec::new(),
+        };
+    };
+    let diff = MapDiff::between(previous, current);
+    let (prev, removed) = (previous.dir_count(), diff.dirs_removed());
+    let mut reasons = Vec::new();
+    let most_affected = || {
+        let mut by_domain: Vec<(&String, usize)> = diff
+            .domains
+            .iter()
+            .map(|(d, dd)| (d, dd.dirs_removed()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        by_domain.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        by_domain
+            .iter()
+            .take(5)
+            .map(|(d, n)| format!("{d} -{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if removed as u64 > config.max_removed {
+        reasons.push(format!(
+            "{removed} addresses would be removed, more than guard.max_removed = {} (most affected: {})",
+            config.max_removed,
+            most_affected()
+        ));
+    }
+    let percent = if prev == 0 {
+        0.0
+    } else {
+        removed as f64 * 100.0 / prev as f64
+    };
+    if percent > config.max_removed_percent {
+        reasons.push(format!(
+            "{percent:.1}% of the {prev} previous addresses would be removed, more than \
+             guard.max_removed_percent = {} (most affected: {})",
+            config.max_removed_percent,
+            most_affected()
+        ));
+    }
+    for (domain, d) in &diff.domains {
+        if d.old_dirs > 0 && d.new_dirs == 0 && !config.allow_empty_domains.contains(domain) {
+            reasons.push(format!(
+                "domain {domain} had {} addresses and now has none (allow it with guard.allow_empty_domains)",
+                d.old_dirs
+            ));
+        }
+    }
+    Verdict {
+        first_run: false,
+        previous: prev,
+        current: current.dir_count(),
+        added: diff.dirs_added(),
+        removed,
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapfile::Record;
+
+    fn map(counts: &[(&str, usize)]) -> MapFile {
+        let mut m = MapFile::new("1");
+        for (domain, n) in counts {
+            m.add_domain(domain);
+            for i in 0..*n {
+                m.insert(domain, Record::Dir(format!("u{i}@{domain}")));
+            }
+        }
+        m
+    }
+
+    fn config(max: u64, pct: f64) -> GuardConfig {
+        GuardConfig {
+            max_removed: max,
+            max_removed_percent: pct,
+            allow_empty_domains: Default::default(),
+        }
+    }
+
+    #[test]
+    fn first_run_passes_with_a_note() {
+        let v = evaluate(None, &map(&[("a.com", 3)]), &config(0, 0.0));
+        assert!(v.passes() && v.first_run);
+        assert!(v.describe().contains("first run"));
+    }
+
+    #[test]
+    fn limits_are_exclusive_thresholds() {
+        let old = map(&[("a.com", 100)]);
+        assert!(evaluate(Some(&old), &map(&[("a.com", 90)]), &config(10, 10.0)).passes());
+        let v = evaluate(Some(&old), &map(&[("a.com", 89)]), &config(10, 10.0));
+        assert_eq!(v.reasons.len(), 2, "{v:?}");
+        assert_eq!(
+            v.reasons[0],
+            "11 addresses would be removed, more than guard.max_removed = 10 (most affected: a.com -11)"
+        );
+        assert!(v.reasons[1].starts_with("11.0% of the 100 previous addresses"));
+    }
+
+    #[test]
+    fn a_domain_that_went_empty_is_refused_unless_allowed() {
+        let old = map(&[("a.com", 100), ("b.com", 2)]);
+        let new = map(&[("a.com", 100), ("b.com", 0)]);
+        let v = evaluate(Some(&old), &new, &config(500, 10.0));
+        assert_eq!(v.reasons, ["domain b.com had 2 addresses and now has none (allow it with guard.allow_empty_domains)"]);
+        let mut allow = config(500, 10.0);
+        allow.allow_empty_domains.insert("b.com".into());
+        assert!(evaluate(Some(&old), &new, &allow).passes());
+    }
+}

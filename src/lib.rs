@@ -1,0 +1,21 @@
+//! dirsync: reads a directory (LDAPS or an LDIF export), applies the rules of its config and
+//! ships a Retarus Email Security MAP file — fail-closed: any error means nothing is shipped.
+//!
+//! The modules follow the pipeline: `source` → `model` → `rules` → `mapfile` → `guard` →
+//! `upload` → `state`; `run` strings them together, `check` tests each, `cli` and `config`
+//! are the admin's side of it.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod guard;
+pub mod mapfile;
+pub mod model;
+pub mod rules;
+pub mod run;
+pub mod secret;
+pub mod source;
+pub mod state;
+pub mod upload;

@@ -1,0 +1,681 @@
+//! The Retarus Email Security MAP file: records, rendering, parsing and the checks a file
+//! must pass before it may leave the machine (`../shared/spec/map-format.md`).
+//!
+//! Every byte of the line layout is decided in ONE place, [`render_line`], so the format can
+//! be corrected there when a byte-exact sample is available. The reader ([`parse`]) serves
+//! `dirsync diff`, the deletion guard and the round-trip check. This module does not decide
+//! which addresses exist (that is `rules`), nor where files go (that is `state`/`upload`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::BufRead;
+
+/// The end marker: without it Retarus ignores the whole file.
+pub const END_MARKER: &str = "++++";
+
+/// One record of a domain block. The variant order is the order of the blocks in the file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Record {
+    /// A valid address.
+    Dir(String),
+    /// An alias and its primary address.
+    Map { alias: String, primary: String },
+    /// An address and its Email Security profile.
+    Profile { address: String, profile: String },
+    /// Per-user configuration: address, key, value.
+    Ucfg {
+        address: String,
+        key: String,
+        value: String,
+    },
+    /// Personalisation (signature/disclaimer) data: address, field, value.
+    P13n {
+        address: String,
+        field: String,
+        value: String,
+    },
+}
+
+impl Record {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Record::Dir(_) => "DIR:",
+            Record::Map { .. } => "MAP:",
+            Record::Profile { .. } => "PROFILE:",
+            Record::Ucfg { .. } => "UCFG:",
+            Record::P13n { .. } => "P13N:",
+        }
+    }
+
+    /// The record's values in file order.
+    pub fn values(&self) -> Vec<&str> {
+        match self {
+            Record::Dir(a) => vec![a],
+            Record::Map { alias, primary } => vec![alias, primary],
+            Record::Profile { address, profile } => vec![address, profile],
+            Record::Ucfg {
+                address,
+                key,
+                value,
+            } => vec![address, key, value],
+            Record::P13n {
+                address,
+                field,
+                value,
+            } => vec![address, field, value],
+        }
+    }
+
+    /// The addresses the record refers to (each needs a `DIR:` line).
+    pub fn addresses(&self) -> Vec<&str> {
+        match self {
+            Record::Dir(a) => vec![a],
+            Record::Map { alias, primary } => vec![alias, primary],
+            Record::Profile { address, .. }
+            | Record::Ucfg { address, .. }
+            | Record::P13n { address, .. } => vec![address],
+        }
+    }
+
+    fn from_parts(tag: &str, values: &[&str]) -> Result<Record, String> {
+        let own = |i: usize| values[i].to_owned();
+        let want = |n: usize| {
+            if values.len() == n {
+                Ok(())
+            } else {
+                Err(format!("{tag} takes {n} value(s), found {}", values.len()))
+            }
+        };
+        Ok(match tag {
+            "DIR:" => {
+                want(1)?;
+                Record::Dir(own(0))
+            }
+            "MAP:" => {
+                want(2)?;
+                Record::Map {
+                    alias: own(0),
+                    primary: own(1),
+                }
+            }
+            "PROFILE:" => {
+                want(2)?;
+                Record::Profile {
+                    address: own(0),
+                    profile: own(1),
+                }
+            }
+            "UCFG:" => {
+                want(3)?;
+                Record::Ucfg {
+                    address: own(0),
+                    key: own(1),
+                    value: own(2),
+                }
+            }
+            "P13N:" => {
+                want(3)?;
+                Record::P13n {
+                    address: own(0),
+                    field: own(1),
+                    value: own(2),
+                }
+            }
+            other => return Err(format!("unknown record type \"{other}\"")),
+        })
+    }
+}
+
+/// Line ending of the written file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineEnding {
+    #[default]
+    Crlf,
+    Lf,
+}
+
+impl LineEnding {
+    fn as_str(self) -> &'static str {
+        match self {
+            LineEnding::Crlf => "\r\n",
+            LineEnding::Lf => "\n",
+        }
+    }
+}
+
+/// A whole MAP file: the customer number and, per domain, its records.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapFile {
+    pub customer_id: String,
+    pub domains: BTreeMap<String, BTreeSet<Record>>,
+}
+
+impl MapFile {
+    pub fn new(customer_id: impl Into<String>) -> Self {
+        MapFile {
+            customer_id: customer_id.into(),
+            domains: BTreeMap::new(),
+        }
+    }
+
+    /// Declares a domain (its `DOMAIN:` line), also when it gets no records.
+    pub fn add_domain(&mut self, domain: &str) {
+        self.domains.entry(domain.to_owned()).or_default();
+    }
+
+    pub fn insert(&mut self, domain: &str, record: Record) {
+        self.domains
+            .entry(domain.to_owned())
+            .or_default()
+            .insert(record);
+    }
+
+    /// All `DIR:` addresses of a domain.
+    pub fn dir_addresses<'a>(&'a self, domain: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.domains
+            .get(domain)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| match r {
+                Record::Dir(a) => Some(a.as_str()),
+                _ => None,
+            })
+    }
+
+    pub fn dir_count(&self) -> usize {
+        self.domains
+            .keys()
+            .map(|d| self.dir_addresses(d).count())
+            .sum()
+    }
+
+    /// The file's bytes. Deterministic: the same records always give the same bytes.
+    pub fn render(&self, eol: LineEnding) -> String {
+        let mut out = String::new();
+        for (domain, records) in &self.domains {
+            render_line(
+                &mut out,
+                &self.customer_id,
+                domain,
+                "DOMAIN:",
+                &[domain],
+                eol,
+            );
+            for record in records {
+                render_line(
+                    &mut out,
+                    &self.customer_id,
+                    domain,
+                    record.tag(),
+                    &record.values(),
+                    eol,
+                );
+            }
+        }
+        out.push_str(END_MARKER);
+        out.push_str(eol.as_str());
+        out
+    }
+
+    /// The checks of map-format.md that a file must pass before it may leave the machine.
+    /// Returns every problem found (empty = fine).
+    pub fn verify(
+        &self,
+        accepted: &BTreeSet<String>,
+        allow_empty: &BTreeSet<String>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !valid_value(&self.customer_id) || self.customer_id.contains('|') {
+            problems.push(format!(
+                "customer id {:?} cannot be written",
+                self.customer_id
+            ));
+        }
+        let all_dirs: BTreeSet<&str> = self
+            .domains
+            .values()
+            .flatten()
+            .filter_map(|r| match r {
+                Record::Dir(a) => Some(a.as_str()),
+                _ => None,
+            })
+            .collect();
+        for (domain, records) in &self.domains {
+            if !accepted.contains(domain) {
+                problems.push(format!("domain {domain} is not an accepted domain"));
+            }
+            let mut dirs = 0;
+            for record in records {
+                for value in record.values() {
+                    if !valid_value(value) {
+                        problems.push(format!(
+                            "{domain}: {} value {value:?} contains a control character or \
+                             surrounding spaces",
+                            record.tag()
+                        ));
+                    }
+                }
+                if let Record::Dir(a) = record {
+                    dirs += 1;
+                    if a.rsplit_once('@').map(|(_, d)| d) != Some(domain) {
+                        problems.push(format!("{domain}: DIR: {a} is not in domain {domain}"));
+                    }
+                }
+                for address in record.addresses() {
+                    if !all_dirs.contains(address) {
+                        problems.push(format!(
+                            "{domain}: {} refers to {address}, which has no DIR: line",
+                            record.tag()
+                        ));
+                    }
+                }
+            }
+            if dirs == 0 && !allow_empty.contains(domain) {
+                problems.push(format!("domain {domain} has no DIR: lines"));
+            }
+        }
+        problems
+    }
+}
+
+/// Renders one line. THE place where the line layout is decided: `customer|domain`, TAB, tag,
+/// then each value after a TAB.
+fn render_line(
+    out: &mut String,
+    customer: &str,
+    domain: &str,
+    tag: &str,
+    values: &[&str],
+    eol: LineEnding,
+) {
+    let _ = write!(out, "{customer}|{domain}\t{tag}");
+    for value in values {
+        out.push('\t');
+        out.push_str(value);
+    }
+    out.push_str(eol.as_str());
+}
+
+/// A value may not contain control characters (TAB, CR, LF …) nor start or end with a space:
+/// nothing may be able to break a line.
+pub fn valid_value(value: &str) -> bool {
+    !value.is_empty() && !value.chars().any(char::is_control) && value.trim() == value
+}
+
+/// Cleans free text from the directory (display names, titles) for a MAP value: control
+/// characters become spaces, runs of spaces one space, and the result is trimmed. Returns the
+/// value and whether anything was changed (callers warn, naming the entry).
+pub fn clean_value(raw: &str) -> (String, bool) {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    let changed = out != raw;
+    (out, changed)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("reading the MAP file failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Parses a MAP file (CRLF or LF). Strict: a file that does not end with `++++`, a line that
+/// is not `customer|domain TAB TAG: TAB values`, a record before its `DOMAIN:` line, a second
+/// `DOMAIN:` or a repeated record is an error with its line number.
+pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
+    let mut map: Option<MapFile> = None;
+    let mut ended = false;
+    let mut line_no = 0;
+    for line in reader.split(b'\n') {
+        let mut line = line?;
+        line_no += 1;
+        let err = |message: String| MapError::Syntax {
+            line: line_no,
+            message,
+        };
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if ended {
+            if line.is_empty() {
+                continue;
+            }
+            return Err(err(format!("text after the end marker {END_MARKER}")));
+        }
+        let line = String::from_utf8(line).map_err(|_| err("not valid UTF-8".into()))?;
+        if line == END_MARKER {
+            ended = true;
+            continue;
+        }
+        let mut fields = line.split('\t');
+        let prefix = fields.next().unwrap_or_default();
+        let (customer, domain) = prefix
+            .split_once('|')
+            .ok_or_else(|| err("expected \"customer|domain\" before the first TAB".into()))?;
+        let tag = fields
+            .next()
+            .ok_or_else(|| err("no record type after the domain".into()))?;
+        let values: Vec<&str> = fields.collect();
+        let map = map.get_or_insert_with(|| MapFile::new(customer));
+        if map.customer_id != customer {
+            return Err(err(format!(
+                "customer id {customer} differs from {} on line 1",
+                map.customer_id
+            )));
+        }
+        if tag == "DOMAIN:" {
+            if values != [domain] {
+                return Err(err(format!("DOMAIN: must repeat the domain {domain}")));
+            }
+            if map.domains.contains_key(domain) {
+                return Err(err(format!("second DOMAIN: line for {domain}")));
+            }
+            map.add_domain(domain);
+            continue;
+        }
+        let record = Record::from_parts(tag, &values).map_err(err)?;
+        let block = map
+            .domains
+            .get_mut(domain)
+            .ok_or_else(|| err(format!("{tag} line before the DOMAIN: line of {domain}")))?;
+        if !block.insert(record) {
+            return Err(err(format!("repeated {tag} record")));
+        }
+    }
+    if !ended {
+        return Err(MapError::Syntax {
+            line: line_no,
+            message: format!("the file does not end with {END_MARKER}: it is incomplete"),
+        });
+    }
+    Ok(map.unwrap_or_default())
+}
+
+/// The differences between two MAP files, per domain.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MapDiff {
+    pub domains: BTreeMap<String, DomainDiff>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DomainDiff {
+    pub old_dirs: usize,
+    pub new_dirs: usize,
+    pub added: Vec<Record>,
+    pub removed: Vec<Record>,
+}
+
+impl DomainDiff {
+    pub fn dirs_added(&self) -> usize {
+        self.added
+            .iter()
+            .filter(|r| matches!(r, Record::Dir(_)))
+            .count()
+    }
+    pub fn dirs_removed(&self) -> usize {
+        self.removed
+            .iter()
+            .filter(|r| matches!(r, Record::Dir(_)))
+            .count()
+    }
+}
+
+impl MapDiff {
+    pub fn between(old: &MapFile, new: &MapFile) -> MapDiff {
+        let empty = BTreeSet::new();
+        let names: BTreeSet<&String> = old.domains.keys().chain(new.domains.keys()).collect();
+        let mut domains = BTreeMap::new();
+        for name in names {
+            let before = old.domains.get(name).unwrap_or(&empty);
+            let after = new.domains.get(name).unwrap_or(&empty);
+            let count =
+                |s: &BTreeSet<Record>| s.iter().filter(|r| matches!(r, Record::Dir(_))).count();
+            domains.insert(
+                name.clone(),
+                DomainDiff {
+                    old_dirs: count(before),
+                    new_dirs: count(after),
+                    added: after.difference(before).cloned().collect(),
+                    removed: before.difference(after).cloned().collect(),
+                },
+            );
+        }
+        MapDiff { domains }
+    }
+
+    pub fn dirs_added(&self) -> usize {
+        self.domains.values().map(DomainDiff::dirs_added).sum()
+    }
+
+    pub fn dirs_removed(&self) -> usize {
+        self.domains.values().map(DomainDiff::dirs_removed).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.domains
+            .values()
+            .all(|d| d.added.is_empty() && d.removed.is_empty())
+    }
+
+    /// One line per domain with counts per record type, e.g.
+    /// `example.com: DIR 120 -> 118 (+1 -3), MAP +0 -2`.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (domain, d) in &self.domains {
+            let _ = write!(
+                out,
+                "  {domain}: DIR {} -> {} (+{} -{})",
+                d.old_dirs,
+                d.new_dirs,
+                d.dirs_added(),
+                d.dirs_removed()
+            );
+            for tag in ["MAP:", "PROFILE:", "UCFG:", "P13N:"] {
+                let plus = d.added.iter().filter(|r| r.tag() == tag).count();
+                let minus = d.removed.iter().filter(|r| r.tag() == tag).count();
+                if plus + minus > 0 {
+                    let _ = write!(out, ", {} +{plus} -{minus}", tag.trim_end_matches(':'));
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The summary followed by every changed record, `+`/`-` prefixed.
+    pub fn details(&self) -> String {
+        let mut out = self.summary();
+        for (domain, d) in &self.domains {
+            for (sign, records) in [('-', &d.removed), ('+', &d.added)] {
+                for r in records {
+                    let _ = writeln!(
+                        out,
+                        "{sign} {domain}\t{}\t{}",
+                        r.tag(),
+                        r.values().join("\t")
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> MapFile {
+        let mut m = MapFile::new("12345");
+        m.add_domain("example.de");
+        m.insert("example.com", Record::Dir("john.doe@example.com".into()));
+        m.insert("example.com", Record::Dir("j.doe@example.com".into()));
+        m.insert("example.com", Record::Dir("info@example.com".into()));
+        m.insert(
+            "example.com",
+            Record::Profile {
+                address: "john.doe@example.com".into(),
+                profile: "Engineering".into(),
+            },
+        );
+        m.insert(
+            "example.com",
+            Record::Map {
+                alias: "j.doe@example.com".into(),
+                primary: "john.doe@example.com".into(),
+            },
+        );
+        m.insert("example.de", Record::Dir("john.doe@example.de".into()));
+        m.insert(
+            "example.de",
+            Record::Map {
+                alias: "john.doe@example.de".into(),
+                primary: "john.doe@example.com".into(),
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn renders_the_spec_example_byte_for_byte() {
+        let expected = "12345|example.com\tDOMAIN:\texample.com\r\n\
+            12345|example.com\tDIR:\tinfo@example.com\r\n\
+            12345|example.com\tDIR:\tj.doe@example.com\r\n\
+            12345|example.com\tDIR:\tjohn.doe@example.com\r\n\
+            12345|example.com\tMAP:\tj.doe@example.com\tjohn.doe@example.com\r\n\
+            12345|example.com\tPROFILE:\tjohn.doe@example.com\tEngineering\r\n\
+            12345|example.de\tDOMAIN:\texample.de\r\n\
+            12345|example.de\tDIR:\tjohn.doe@example.de\r\n\
+            12345|example.de\tMAP:\tjohn.doe@example.de\tjohn.doe@example.com\r\n\
+            ++++\r\n";
+        assert_eq!(sample().render(LineEnding::Crlf), expected);
+        assert_eq!(
+            sample().render(LineEnding::Lf),
+            expected.replace("\r\n", "\n")
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        for eol in [LineEnding::Crlf, LineEnding::Lf] {
+            let text = sample().render(eol);
+            assert_eq!(parse(text.as_bytes()).unwrap(), sample());
+        }
+    }
+
+    #[test]
+    fn verify_finds_every_problem() {
+        let accepted: BTreeSet<String> = ["example.com".to_string()].into();
+        let mut m = sample();
+        m.insert("example.com", Record::Dir("x@other.org".into()));
+        m.insert(
+            "example.com",
+            Record::P13n {
+                address: "ghost@example.com".into(),
+                field: "title".into(),
+                value: "Head\tof".into(),
+            },
+        );
+        m.add_domain("empty.org");
+        let problems = m.verify(&accepted, &BTreeSet::new());
+        let expect = [
+            "example.com: DIR: x@other.org is not in domain example.com",
+            "example.com: P13N: value \"Head\\tof\" contains a control character or surrounding spaces",
+            "example.com: P13N: refers to ghost@example.com, which has no DIR: line",
+            "domain example.de is not an accepted domain",
+            "domain empty.org is not an accepted domain",
+            "domain empty.org has no DIR: lines",
+        ];
+        for e in expect {
+            assert!(
+                problems.iter().any(|p| p == e),
+                "missing {e:?} in {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+        let ok: BTreeSet<String> = ["example.com".to_string(), "example.de".to_string()].into();
+        assert!(sample().verify(&ok, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = |t: &str| parse(t.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            e("1|a.com\tDOMAIN:\ta.com\n"),
+            "line 1: the file does not end with ++++: it is incomplete"
+        );
+        assert_eq!(
+            e("1|a.com\tDIR:\tx@a.com\n++++\n"),
+            "line 1: DIR: line before the DOMAIN: line of a.com"
+        );
+        assert_eq!(
+            e("1|a.com\tDOMAIN:\ta.com\n1|a.com\tDIR:\tx@a.com\n1|a.com\tDIR:\tx@a.com\n++++\n"),
+            "line 3: repeated DIR: record"
+        );
+        assert_eq!(
+            e("1|a.com\tDOMAIN:\ta.com\n1|a.com\tFOO:\tx\n++++\n"),
+            "line 2: unknown record type \"FOO:\""
+        );
+        assert_eq!(
+            e("1|a.com\tDOMAIN:\ta.com\n1|a.com\tMAP:\tx@a.com\n++++\n"),
+            "line 2: MAP: takes 2 value(s), found 1"
+        );
+        assert_eq!(
+            e("1|a.com\tDOMAIN:\ta.com\n++++\nmore\n"),
+            "line 3: text after the end marker ++++"
+        );
+        assert_eq!(
+            e("1|a.com\tDOMAIN:\ta.com\n2|a.com\tDOMAIN:\ta.com\n++++\n"),
+            "line 2: customer id 2 differs from 1 on line 1"
+        );
+    }
+
+    #[test]
+    fn clean_value_removes_what_could_break_a_line() {
+        assert_eq!(
+            clean_value("Head of\tSales\r\n"),
+            ("Head of Sales".to_string(), true)
+        );
+        assert_eq!(
+            clean_value("  Jörg  Müller "),
+            ("Jörg Müller".to_string(), true)
+        );
+        assert_eq!(clean_value("a\u{0}b"), ("a b".to_string(), true));
+        assert_eq!(clean_value("Plain"), ("Plain".to_string(), false));
+        assert!(
+            !valid_value("a\tb") && !valid_value(" a") && !valid_value("") && valid_value("a b")
+        );
+    }
+
+    #[test]
+    fn diff_counts_per_domain() {
+        let old = sample();
+        let mut new = sample();
+        new.domains
+            .get_mut("example.com")
+            .unwrap()
+            .remove(&Record::Dir("info@example.com".into()));
+        new.insert("example.de", Record::Dir("new@example.de".into()));
+        let d = MapDiff::between(&old, &new);
+        assert_eq!((d.dirs_added(), d.dirs_removed()), (1, 1));
+        assert_eq!(
+            d.summary(),
+            "  example.com: DIR 3 -> 2 (+0 -1)\n  example.de: DIR 1 -> 2 (+1 -0)\n"
+        );
+        assert!(MapDiff::between(&old, &old).is_empty());
+    }
+}

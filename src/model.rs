@@ -1,0 +1,509 @@
+//! The recipient model: directory entries read with Active Directory semantics.
+//!
+//! An [`Entry`] becomes a [`Recipient`]: its kind (from `objectClass`), whether it is
+//! disabled, its primary address (the `SMTP:` proxy address, else `mail`) and its aliases (the
+//! `smtp:` proxy addresses). Addresses are validated and normalised on construction
+//! ([`Address`]). This module does not decide which recipients go to Retarus (that is
+//! `rules`) nor how records are written (that is `mapfile`).
+
+use std::fmt;
+
+use crate::source::Entry;
+
+/// A mail domain in its canonical form: lower case ASCII, internationalised names in
+/// punycode (`bücher.de` → `xn--bcher-kva.de`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn parse(text: &str) -> Result<Domain, AddressError> {
+        let text = text.strip_suffix('.').unwrap_or(text);
+        if text.is_empty() {
+            return Err(AddressError::EmptyDomain);
+        }
+        let ascii = idna::domain_to_ascii_strict(text).map_err(|_| AddressError::BadDomain)?;
+        let labels: Vec<&str> = ascii.split('.').collect();
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if labels.len() < 2 || ascii.len() > 253 || !labels.iter().all(label_ok) {
+            return Err(AddressError::BadDomain);
+        }
+        Ok(Domain(ascii))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a text is not a usable mail address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("no @ in the address")]
+    NoAt,
+    #[error("empty local part")]
+    EmptyLocal,
+    #[error("local part longer than 64 characters")]
+    LongLocal,
+    #[error("the local part contains a character not allowed in an address")]
+    BadLocal,
+    #[error("empty domain")]
+    EmptyDomain,
+    #[error("not a valid domain name")]
+    BadDomain,
+}
+
+/// A valid mail address, lower-cased, its domain canonical (see [`Domain`]).
+///
+/// Local parts are compared case-insensitively, as Exchange does; quoted local parts and
+/// non-ASCII local parts (SMTPUTF8) are refused: Exchange Online does not route them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address {
+    text: String,
+    at: usize,
+}
+
+impl Address {
+    pub fn parse(text: &str) -> Result<Address, AddressError> {
+        let at = text.rfind('@').ok_or(AddressError::NoAt)?;
+        let (local, domain) = (&text[..at], &text[at + 1..]);
+        if local.is_empty() {
+            return Err(AddressError::EmptyLocal);
+        }
+        if local.len() > 64 {
+            return Err(AddressError::LongLocal);
+        }
+        let local_ok = local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..");
+        if !local_ok {
+            return Err(AddressError::BadLocal);
+        }
+        let domain = Domain::parse(domain)?;
+        let mut normal = local.to_ascii_lowercase();
+        normal.push('@');
+        let at = local.len();
+        normal.push_str(domain.as_str());
+        Ok(Address { text: normal, at })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The domain part, canonical.
+    pub fn domain(&self) -> &str {
+        &self.text[self.at + 1..]
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// What kind of directory object a recipient is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    User,
+    Group,
+    Contact,
+    Other,
+}
+
+impl ObjectKind {
+    /// From the `objectClass` values, in AD's terms: a computer is also a `user` but not a
+    /// recipient kind of its own; `inetOrgPerson` counts as a user.
+    pub fn from_object_classes<'a>(classes: impl Iterator<Item = &'a str>) -> ObjectKind {
+        let (mut user, mut group, mut contact, mut computer) = (false, false, false, false);
+        for class in classes {
+            match class.to_ascii_lowercase().as_str() {
+                "user" | "inetorgperson" | "person" | "organizationalperson" => user = true,
+                "group" | "groupofnames" | "groupofuniquenames" => group = true,
+                "contact" => contact = true,
+                "computer" => computer = true,
+                _ => {}
+            }
+        }
+        if computer {
+            ObjectKind::Other
+        } else if contact {
+            ObjectKind::Contact
+        } else if group {
+            ObjectKind::Group
+        } else if user {
+            ObjectKind::User
+        } else {
+            ObjectKind::Other
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::User => "user",
+            ObjectKind::Group => "group",
+            ObjectKind::Contact => "contact",
+            ObjectKind::Other => "other",
+        }
+    }
+}
+
+/// Where an address was found on its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// `SMTP:` in proxyAddresses.
+    ProxyPrimary,
+    /// `smtp:` in proxyAddresses.
+    ProxyAlias,
+    /// The `mail` attribute.
+    Mail,
+}
+
+impl Origin {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Origin::ProxyPrimary => "proxyAddresses (SMTP:, primary)",
+            Origin::ProxyAlias => "proxyAddresses (smtp:, alias)",
+            Origin::Mail => "mail",
+        }
+    }
+}
+
+/// An address candidate on a recipient that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub raw: String,
+    pub origin: Origin,
+    pub error: AddressError,
+}
+
+/// One directory object with the addresses it receives mail for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub dn: String,
+    pub kind: ObjectKind,
+    /// `userAccountControl` bit 0x2. Disabled objects are kept: shared, room and equipment
+    /// mailboxes are disabled users.
+    pub disabled: bool,
+    pub primary: Option<Address>,
+    /// Further addresses of the object (sorted, without the primary), with where each was found.
+    pub aliases: Vec<(Address, Origin)>,
+    pub primary_origin: Origin,
+    /// Address values that are not valid addresses.
+    pub rejected: Vec<Rejected>,
+    /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
+    pub extra_primaries: usize,
+}
+
+impl Recipient {
+    /// Reads a recipient from a directory entry with AD semantics: the primary address is the
+    /// `SMTP:` proxy address, else `mail`; `smtp:` values are aliases; other proxy types
+    /// (`X500:`, `SIP:`, `SPO:` …) are ignored. A `mail` value that differs from the primary is
+    /// kept as an alias: a missing address bounces mail, an extra one does not.
+    pub fn from_entry(entry: &Entry) -> Recipient {
+        let kind = ObjectKind::from_object_classes(entry.texts("objectclass"));
+        let disabled = entry
+            .first_text("useraccountcontrol")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .is_some_and(|uac| uac & 0x2 != 0);
+
+        let mut rejected = Vec::new();
+        let mut candidates: Vec<(Address, Origin)> = Vec::new();
+        let mut consider =
+            |raw: &str, origin: Origin, rejected: &mut Vec<Rejected>| match Address::parse(
+                raw.trim(),
+            ) {
+                Ok(a) => candidates.push((a, origin)),
+                Err(error) => rejected.push(Rejected {
+                    raw: raw.to_owned(),
+                    origin,
+                    error,
+                }),
+            };
+        for value in entry.texts("proxyaddresses") {
+            let Some((prefix, addr)) = value.split_once(':') else {
+                continue;
+            };
+            if prefix == "SMTP" {
+                consider(addr, Origin::ProxyPrimary, &mut rejected);
+            } else if prefix.eq_ignore_ascii_case("smtp") {
+                consider(addr, Origin::ProxyAlias, &mut rejected);
+            }
+        }
+        for value in entry.texts("mail") {
+            consider(value, Origin::Mail, &mut rejected);
+        }
+
+        // Primary: the SMTP: value (if several — invalid in AD — the one equal to `mail`, else
+        // the smallest, so the choice does not depend on value order); else `mail`.
+        let mail: Option<Address> = candidates
+            .iter()
+            .find(|(_, o)| *o == Origin::Mail)
+            .map(|(a, _)| a.clone());
+        let mut primaries: Vec<&Address> = candidates
+            .iter()
+            .filter(|(_, o)| *o == Origin::ProxyPrimary)
+            .map(|(a, _)| a)
+            .collect();
+        primaries.sort();
+        primaries.dedup();
+        let extra_primaries = primaries.len().saturating_sub(1);
+        let (primary, primary_origin) = match (primaries.as_slice(), &mail) {
+            ([], None) => (None, Origin::Mail),
+            ([], Some(m)) => (Some(m.clone()), Origin::Mail),
+            (ps, m) => {
+                let chosen = m
+                    .as_ref()
+                    .and_then(|m| ps.iter().find(|p| **p == m))
+                    .unwrap_or(&ps[0]);
+                (Some((*chosen).clone()), Origin::ProxyPrimary)
+            }
+        };
+
+        // Aliases: every other address once (the first origin in precedence order wins).
+        candidates.sort();
+        let mut aliases: Vec<(Address, Origin)> = Vec::with_capacity(candidates.len());
+        for (address, origin) in candidates {
+            if Some(&address) == primary.as_ref()
+                || aliases.last().is_some_and(|(a, _)| *a == address)
+            {
+                continue;
+            }
+            aliases.push((address, origin));
+        }
+
+        Recipient {
+            dn: entry.dn.clone(),
+            kind,
+            disabled,
+            primary,
+            aliases,
+            primary_origin,
+            rejected,
+            extra_primaries,
+        }
+    }
+
+    /// Every address of the recipient, primary first.
+    pub fn addresses(&self) -> impl Iterator<Item = (&Address, Origin)> {
+        self.primary
+            .iter()
+            .map(|p| (p, self.primary_origin))
+            .chain(self.aliases.iter().map(|(a, o)| (a, *o)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(classes: &[&str], attrs: &[(&str, &str)]) -> Entry {
+        let mut e = Entry::new("CN=Test,DC=example,DC=com");
+        for c in classes {
+            e.push("objectClass", c.as_bytes().to_vec());
+        }
+        for (k, v) in attrs {
+            e.push(k, v.as_bytes().to_vec());
+        }
+        e
+    }
+
+    fn addrs(r: &Recipient) -> Vec<String> {
+        r.aliases.iter().map(|(a, _)| a.to_string()).collect()
+    }
+
+    #[test]
+    fn address_is_lowercased_and_validated() {
+        assert_eq!(
+            Address::parse("John.Doe@Example.COM").unwrap().as_str(),
+            "john.doe@example.com"
+        );
+        assert_eq!(
+            Address::parse("a@b.example.").unwrap().domain(),
+            "b.example"
+        );
+        assert_eq!(Address::parse("nobody"), Err(AddressError::NoAt));
+        assert_eq!(
+            Address::parse("@example.com"),
+            Err(AddressError::EmptyLocal)
+        );
+        assert_eq!(
+            Address::parse("a b@example.com"),
+            Err(AddressError::BadLocal)
+        );
+        assert_eq!(
+            Address::parse("a..b@example.com"),
+            Err(AddressError::BadLocal)
+        );
+        assert_eq!(
+            Address::parse("a\tb@example.com"),
+            Err(AddressError::BadLocal)
+        );
+        assert_eq!(
+            Address::parse("jörg@example.com"),
+            Err(AddressError::BadLocal)
+        );
+        assert_eq!(Address::parse("a@localhost"), Err(AddressError::BadDomain));
+        assert_eq!(
+            Address::parse("a@exa_mple.com"),
+            Err(AddressError::BadDomain)
+        );
+        assert_eq!(Address::parse("a@"), Err(AddressError::EmptyDomain));
+        assert_eq!(
+            Address::parse(&format!("{}@example.com", "x".repeat(65))),
+            Err(AddressError::LongLocal)
+        );
+    }
+
+    #[test]
+    fn internationalised_domains_become_punycode() {
+        let a = Address::parse("Info@Bücher.DE").unwrap();
+        assert_eq!(a.as_str(), "info@xn--bcher-kva.de");
+        assert_eq!(a.domain(), "xn--bcher-kva.de");
+        assert_eq!(Address::parse("info@xn--bcher-kva.de").unwrap(), a);
+        assert_eq!(
+            Domain::parse("BÜCHER.de").unwrap().as_str(),
+            "xn--bcher-kva.de"
+        );
+    }
+
+    #[test]
+    fn proxy_addresses_primary_aliases_and_other_types() {
+        let r = Recipient::from_entry(&entry(
+            &["top", "person", "user"],
+            &[
+                ("proxyAddresses", "SMTP:John.Doe@example.com"),
+                ("proxyAddresses", "smtp:j.doe@example.com"),
+                ("proxyAddresses", "Smtp:jd@example.de"),
+                (
+                    "proxyAddresses",
+                    "X500:/o=ExchangeLabs/ou=Exchange/cn=Recipients/cn=x",
+                ),
+                ("proxyAddresses", "SIP:john.doe@example.com"),
+                ("proxyAddresses", "SPO:SPO_abc@SPO_def"),
+                ("proxyAddresses", "smtp:JOHN.DOE@EXAMPLE.COM"),
+                ("proxyAddresses", "smtp:J.Doe@example.com"),
+                ("mail", "john.doe@example.com"),
+            ],
+        ));
+        assert_eq!(r.kind, ObjectKind::User);
+        assert_eq!(r.primary.as_ref().unwrap().as_str(), "john.doe@example.com");
+        assert_eq!(r.primary_origin, Origin::ProxyPrimary);
+        assert_eq!(addrs(&r), ["j.doe@example.com", "jd@example.de"]);
+        assert!(r.rejected.is_empty());
+    }
+
+    #[test]
+    fn no_smtp_primary_falls_back_to_mail() {
+        let r = Recipient::from_entry(&entry(
+            &["user"],
+            &[
+                ("proxyAddresses", "smtp:alias@example.com"),
+                ("mail", "Main@Example.com"),
+            ],
+        ));
+        assert_eq!(r.primary.as_ref().unwrap().as_str(), "main@example.com");
+        assert_eq!(r.primary_origin, Origin::Mail);
+        assert_eq!(addrs(&r), ["alias@example.com"]);
+    }
+
+    #[test]
+    fn no_address_at_all() {
+        let r = Recipient::from_entry(&entry(&["user"], &[("displayName", "No Mail")]));
+        assert!(r.primary.is_none() && r.aliases.is_empty());
+    }
+
+    #[test]
+    fn mail_differing_from_primary_is_kept_as_alias() {
+        let r = Recipient::from_entry(&entry(
+            &["user"],
+            &[
+                ("proxyAddresses", "SMTP:a@example.com"),
+                ("mail", "old@example.com"),
+            ],
+        ));
+        assert_eq!(r.primary.unwrap().as_str(), "a@example.com");
+        assert_eq!(
+            r.aliases,
+            [(Address::parse("old@example.com").unwrap(), Origin::Mail)]
+        );
+    }
+
+    #[test]
+    fn two_smtp_primaries_choose_deterministically() {
+        let one = entry(
+            &["user"],
+            &[
+                ("proxyAddresses", "SMTP:z@example.com"),
+                ("proxyAddresses", "SMTP:b@example.com"),
+            ],
+        );
+        let two = entry(
+            &["user"],
+            &[
+                ("proxyAddresses", "SMTP:b@example.com"),
+                ("proxyAddresses", "SMTP:z@example.com"),
+            ],
+        );
+        let (r1, r2) = (Recipient::from_entry(&one), Recipient::from_entry(&two));
+        assert_eq!(r1, r2);
+        assert_eq!(r1.primary.unwrap().as_str(), "b@example.com");
+        assert_eq!(r1.extra_primaries, 1);
+        assert_eq!(addrs(&r2), ["z@example.com"]);
+    }
+
+    #[test]
+    fn invalid_addresses_are_reported_not_dropped_silently() {
+        let r = Recipient::from_entry(&entry(
+            &["user"],
+            &[
+                ("proxyAddresses", "SMTP:good@example.com"),
+                ("proxyAddresses", "smtp:bad address@example.com"),
+                ("proxyAddresses", "smtp:"),
+                ("proxyAddresses", "smtpbroken"),
+            ],
+        ));
+        assert_eq!(r.rejected.len(), 2);
+        assert_eq!(r.rejected[0].raw, "bad address@example.com");
+        assert_eq!(r.rejected[0].error, AddressError::BadLocal);
+        assert_eq!(r.rejected[1].error, AddressError::NoAt);
+    }
+
+    #[test]
+    fn disabled_bit_and_kinds() {
+        let shared = entry(&["user"], &[("userAccountControl", "514")]);
+        assert!(Recipient::from_entry(&shared).disabled);
+        let enabled = entry(&["user"], &[("userAccountControl", "512")]);
+        assert!(!Recipient::from_entry(&enabled).disabled);
+        let kind = |c: &[&str]| ObjectKind::from_object_classes(c.iter().copied());
+        assert_eq!(
+            kind(&["top", "person", "organizationalPerson", "user", "computer"]),
+            ObjectKind::Other
+        );
+        assert_eq!(
+            kind(&["top", "person", "organizationalPerson", "contact"]),
+            ObjectKind::Contact
+        );
+        assert_eq!(kind(&["top", "group"]), ObjectKind::Group);
+        assert_eq!(
+            kind(&["top", "msExchDynamicDistributionList"]),
+            ObjectKind::Other
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! The commands' pipelines: source → recipients → rules → MAP file → guard → upload → state.
+//!
+//! Each step either succeeds or ends the run with its documented exit code, before anything
+//! is shipped or recorded: the order of the steps is the fail-closed guarantee.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{anyhow, Context as _};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{fail, Exit, Failure, OrExit};
+use crate::fsutil::write_atomic;
+use crate::guard::{self, Verdict};
+use crate::mapfile::{self, MapDiff, MapFile};
+use crate::model::Recipient;
+use crate::rules::{BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_FOREIGN, DROP_INVALID};
+use crate::source::{self, SourceStats};
+use crate::state::StateDir;
+
+/// How many individual warnings of one kind are logged; the rest are counted.
+const WARN_LIMIT: usize = 20;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// Reads the source and builds the map (no output written).
+pub fn build(config: &Config) -> Result<(Built, SourceStats), Failure> {
+    let mut builder = MapBuilder::new(&config.customer_id, &config.domains);
+    let stats = source::read(&config.source, &mut |entry| {
+        builder.add(Recipient::from_entry(&entry))
+    })
+    .or_exit(Exit::Source)?;
+    Ok((builder.finish(), stats))
+}
+
+/// The JSON run report (`state_dir/last-run.json`).
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub dirsync_version: &'static str,
+    pub started: String,
+    pub finished: String,
+    pub seconds: f64,
+    pub dry_run: bool,
+    pub forced: bool,
+    pub exit_code: u8,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub source: Option<SourceStats>,
+    pub build: Option<BuildReport>,
+    pub output: Option<OutputReport>,
+    pub guard: Option<Verdict>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputReport {
+    pub path: PathBuf,
+    pub bytes: usize,
+    pub sha256: String,
+    pub records: BTreeMap<&'static str, usize>,
+}
+
+/// `dirsync sync`.
+pub fn sync(config: &Config, options: SyncOptions) -> Result<(), Failure> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let state = StateDir::new(&config.state_dir);
+    let _lock = state.lock().or_exit(Exit::Failure)?;
+    let mut report = RunReport {
+        dirsync_version: env!("CARGO_PKG_VERSION"),
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        finished: String::new(),
+        seconds: 0.0,
+        dry_run: options.dry_run,
+        forced: options.force,
+        exit_code: 0,
+        outcome: String::new(),
+        error: None,
+        source: None,
+        build: None,
+        output: None,
+        guard: None,
+    };
+    let result = sync_steps(config, options, &state, &mut report);
+    report.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    report.seconds = clock.elapsed().as_secs_f64();
+    match &result {
+        Ok(outcome) => report.outcome = outcome.clone(),
+        Err(f) => {
+            report.exit_code = f.exit.code();
+            report.outcome = "failed".into();
+            report.error = Some(f.to_string());
+        }
+    }
+    if !options.dry_run {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        if let Err(e) = state.write_report(&json) {
+            tracing::warn!("{e:#}");
+        }
+    }
+    result.map(|_| ())
+}
+
+fn sync_steps(
+    config: &Config,
+    options: SyncOptions,
+    state: &StateDir,
+    report: &mut RunReport,
+) -> Result<String, Failure> {
+    // Read the baseline first: a damaged one must stop the run before anything is written.
+    let baseline = state.baseline().or_exit(Exit::Failure)?;
+
+    let (built, stats) = build(config)?;
+    eprint!("{}", summarize(&built.report, &stats));
+    log_findings(&built.report);
+    report.source = Some(stats);
+    report.build = Some(built.report.clone());
+
+    let bytes = checked_render(config, &built.map)?;
+    let path = &config.output.path;
+    write_atomic(path, bytes.as_bytes())
+        .with_context(|| {
+            format!(
+                "cannot write the MAP file {}; check [output] path and that the folder is writable",
+                path.display()
+            )
+        })
+        .or_exit(Exit::Failure)?;
+    report.output = Some(output_report(config, &built.map, &bytes));
+    eprintln!(
+        "MAP file written: {} ({} addresses)",
+        path.display(),
+        built.map.dir_count()
+    );
+
+    let verdict = guard::evaluate(baseline.as_ref(), &built.map, &config.guard);
+    eprintln!("{}", verdict.describe());
+    report.guard = Some(verdict.clone());
+    if let Some(old) = &baseline {
+        let diff = MapDiff::between(old, &built.map);
+        if !diff.is_empty() {
+            eprint!("changes since the last upload:\n{}", diff.summary());
+        }
+    }
+    if !verdict.passes() {
+        if !options.force {
+            return Err(fail(
+                Exit::Guard,
+                anyhow!(
+                    "the deletion guard refused this map: nothing uploaded, state unchanged; \
+                     if the removals are intended, run once with --force"
+                ),
+            ));
+        }
+        tracing::warn!(
+            "the deletion guard refused this map, but --force overrides it for this run"
+        );
+    }
+
+    if options.dry_run {
+        eprintln!("dry run: nothing uploaded, state unchanged");
+        return Ok("dry run".into());
+    }
+    if config.upload.is_some() {
+        return Err(fail(
+            Exit::Upload,
+            anyhow!(
+                "the SFTP upload is not implemented yet in this version: nothing uploaded, state \
+                 unchanged; remove [upload] to run in local-only mode"
+            ),
+        ));
+    }
+    state
+        .store_baseline(bytes.as_bytes())
+        .or_exit(Exit::Failure)?;
+    eprintln!(
+        "local-only mode (no [upload]): state recorded in {}",
+        config.state_dir.display()
+    );
+    Ok("written (local only)".into())
+}
+
+/// Renders the map and runs every check of map-format.md on it, including the round trip.
+pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure> {
+    let accepted = config
+        .domains
+        .iter()
+        .map(|d| d.as_str().to_owned())
+        .collect();
+    let problems = map.verify(&accepted, &config.guard.allow_empty_domains);
+    if !problems.is_empty() {
+        return Err(fail(
+            Exit::Failure,
+            anyhow!(
+                "the MAP file failed its checks, nothing written: {} (a configured domain \
+                 without addresses: remove it from `domains` or list it in \
+                 guard.allow_empty_domains)",
+                problems.join("; ")
+            ),
+        ));
+    }
+    let bytes = map.render(config.output.line_ending);
+    match mapfile::parse(bytes.as_bytes()) {
+        Ok(back) if back == *map => Ok(bytes),
+        Ok(_) => Err(fail(Exit::Failure, anyhow!("internal error: the MAP file does not parse back into the same records; nothing written"))),
+        Err(e) => Err(fail(Exit::Failure, anyhow!("internal error: the rendered MAP file does not parse ({e}); nothing written"))),
+    }
+}
+
+fn output_report(config: &Config, map: &MapFile, bytes: &str) -> OutputReport {
+    use sha2::Digest as _;
+    let mut records = BTreeMap::new();
+    for r in map.domains.values().flatten() {
+        *records.entry(r.tag().trim_end_matches(':')).or_default() += 1;
+    }
+    records.insert("DOMAIN", map.domains.len());
+    OutputReport {
+        path: config.output.path.clone(),
+        bytes: bytes.len(),
+        sha256: hex::encode(sha2::Sha256::digest(bytes.as_bytes())),
+        records,
+    }
+}
+
+/// The human summary of a build, for stderr.
+pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
+    let mut s = String::new();
+    let kinds: Vec<String> = r
+        .objects
+        .iter()
+        .map(|(k, n)| format!("{} {n}", k.name()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "read {} objects from {} ({}; {} disabled, {} without a mail address)",
+        stats.entries,
+        stats.origin,
+        kinds.join(", "),
+        r.objects_disabled,
+        r.objects_without_address
+    );
+    let per_domain: Vec<String> = r
+        .addresses_per_domain
+        .iter()
+        .map(|(d, n)| format!("{d} {n}"))
+        .collect();
+    let _ = writeln!(s, "addresses: {}", per_domain.join(", "));
+    let mut dropped = Vec::new();
+    if let Some(n) = r.dropped.get(DROP_FOREIGN) {
+        let mut top: Vec<(&String, &u64)> = r.foreign_domains.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = top
+            .iter()
+            .take(5)
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        dropped.push(format!(
+            "{n} in domains not in `domains` ({})",
+            top.join(", ")
+        ));
+    }
+    if let Some(n) = r.dropped.get(DROP_INVALID) {
+        dropped.push(format!("{n} invalid"));
+    }
+    if let Some(n) = r.dropped.get(DROP_CONFLICT) {
+        dropped.push(format!("{n} claimed by two objects (kept once)"));
+    }
+    if !dropped.is_empty() {
+        let _ = writeln!(s, "not written: {}", dropped.join(", "));
+    }
+    s
+}
+
+/// Logs the entry-level findings of a build as warnings, a limited number of each.
+fn log_findings(r: &BuildReport) {
+    for c in r.conflicts.iter().take(WARN_LIMIT) {
+        tracing::warn!(
+            "address {} is on two objects: kept for {}, not for {}",
+            c.address,
+            c.kept,
+            c.dropped
+        );
+    }
+    for i in r.invalid.iter().take(WARN_LIMIT) {
+        tracing::warn!(
+            "{}: {:?} is not a valid address ({})",
+            i.dn,
+            i.value,
+            i.reason
+        );
+    }
+    let more = r
+        .dropped
+        .get(DROP_CONFLICT)
+        .copied()
+        .unwrap_or(0)
+        .saturating_sub(WARN_LIMIT as u64)
+        + r.dropped
+            .get(DROP_INVALID)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(WARN_LIMIT as u64);
+    if more > 0 {
+        tracing::warn!("{more} more address warnings: see last-run.json");
+    }
+    if r.several_primaries > 0 {
+        tracing::warn!(
+            "{} objects have more than one SMTP: proxy address; the one equal to `mail` (else the first in order) is used as primary",
+            r.several_primaries
+        );
+    }
+}

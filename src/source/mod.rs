@@ -1,0 +1,101 @@
+//! Directory sources: where directory entries come from.
+//!
+//! A source yields [`Entry`] values one at a time, so a large directory is never held in
+//! memory as raw entries; the model keeps only what it needs of each. This module knows
+//! nothing about mail addresses or Active Directory semantics (that is `model`), and a source
+//! never decides what is kept: it reads everything or fails.
+
+pub mod ldif;
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+
+use anyhow::Context as _;
+
+use crate::config::SourceConfig;
+
+/// What a source read, for the run summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceStats {
+    /// Where the entries came from (file or URL), for messages.
+    pub origin: String,
+    pub entries: u64,
+}
+
+/// Reads every entry of the configured source into `sink`. Any error ends the read: the
+/// caller must then ship nothing, because what was read is incomplete.
+pub fn read(config: &SourceConfig, sink: &mut dyn FnMut(Entry)) -> anyhow::Result<SourceStats> {
+    match config {
+        SourceConfig::Ldif { path } => {
+            let origin = path.display().to_string();
+            let file = std::fs::File::open(path).with_context(|| {
+                format!("cannot open the LDIF export {origin}; check source.path")
+            })?;
+            let mut stats = SourceStats { origin, entries: 0 };
+            for entry in ldif::LdifReader::new(BufReader::with_capacity(1 << 20, file)) {
+                let entry = entry.with_context(|| format!("LDIF export {}", stats.origin))?;
+                stats.entries += 1;
+                sink(entry);
+            }
+            Ok(stats)
+        }
+        SourceConfig::Ldap(_) => anyhow::bail!(
+            "the LDAP source is not implemented yet in this version; export the directory \
+             to LDIF and use [source] type = \"ldif\""
+        ),
+    }
+}
+
+/// One directory object as read from the source: its DN and its attributes.
+///
+/// Attribute names compare case-insensitively (they are stored lower-cased) and values are
+/// raw bytes, because binary attributes such as `objectGUID` are not text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub dn: String,
+    attrs: BTreeMap<String, Vec<Vec<u8>>>,
+}
+
+impl Entry {
+    pub fn new(dn: impl Into<String>) -> Self {
+        Entry {
+            dn: dn.into(),
+            attrs: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one value; `name` is lower-cased.
+    pub fn push(&mut self, name: &str, value: Vec<u8>) {
+        let key = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_owned()
+        };
+        self.attrs.entry(key).or_default().push(value);
+    }
+
+    /// All values of an attribute (empty when absent). `name` must be lower case.
+    pub fn values(&self, name: &str) -> &[Vec<u8>] {
+        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()));
+        self.attrs.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The values of an attribute that are valid UTF-8, as text.
+    pub fn texts<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.values(name)
+            .iter()
+            .filter_map(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn first_text(&self, name: &str) -> Option<&str> {
+        self.texts(name).next()
+    }
+
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
+        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    pub fn take(&mut self, name: &str) -> Vec<Vec<u8>> {
+        self.attrs.remove(name).unwrap_or_default()
+    }
+}

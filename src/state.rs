@@ -1,0 +1,167 @@
+//! Local state in `state_dir`: the last shipped MAP file (the deletion guard's baseline), the
+//! run report, and the lock that keeps two scheduled runs from overlapping.
+//!
+//! The baseline changes only after a confirmed upload (or, without `[upload]`, after the MAP
+//! file was written in local-only mode): a failed run leaves it exactly as it was. The run
+//! report `last-run.json` is not state: every run that is not a dry run writes it, failures
+//! included, so monitoring can read the outcome.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::fsutil::write_atomic;
+use crate::mapfile::{self, MapFile};
+
+pub const BASELINE: &str = "last-uploaded.map";
+pub const REPORT: &str = "last-run.json";
+pub const LOCK: &str = "dirsync.lock";
+
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(dir: &Path) -> Self {
+        StateDir {
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The last shipped map, or `None` before the first run. A baseline that exists but
+    /// cannot be read is an error, never "no baseline": that would disarm the guard.
+    pub fn baseline(&self) -> anyhow::Result<Option<MapFile>> {
+        let path = self.path(BASELINE);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot read the guard's baseline {}", path.display())
+                })
+            }
+        };
+        mapfile::parse(BufReader::new(file))
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "the guard's baseline {} is damaged; restore it, or delete it to start over \
+                 (the next run is then treated as a first run)",
+                    path.display()
+                )
+            })
+    }
+
+    /// Records the map that was shipped.
+    pub fn store_baseline(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(BASELINE);
+        write_atomic(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub fn write_report(&self, json: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(REPORT);
+        write_atomic(&path, json).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Takes the run lock, or fails naming the process that holds it.
+    pub fn lock(&self) -> anyhow::Result<RunLock> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create state_dir {}", self.dir.display()))?;
+        let path = self.path(LOCK);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                anyhow::bail!(
+                    "another dirsync run holds the lock {} ({}); this run does nothing",
+                    path.display(),
+                    holder.trim()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        if !previous.trim().is_empty() {
+            tracing::warn!(
+                "took over the lock {} left by a run that did not finish ({})",
+                path.display(),
+                previous.trim()
+            );
+        }
+        let stamp = format!(
+            "pid {} since {}",
+            std::process::id(),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(stamp.as_bytes())?;
+        file.sync_all()?;
+        Ok(RunLock { file })
+    }
+}
+
+/// Held while a run works; released (and emptied, so the next run sees a clean end) on drop.
+/// The operating system releases it if the process dies.
+pub struct RunLock {
+    file: File,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_refused_and_a_stale_one_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let held = state.lock().unwrap();
+        let err = state.lock().err().unwrap().to_string();
+        assert!(err.contains("another dirsync run holds the lock"), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        // A lock file with content but no OS lock: a run that died.
+        std::fs::write(state.path(LOCK), "pid 999999 since yesterday").unwrap();
+        let _again = state.lock().unwrap();
+    }
+
+    #[test]
+    fn damaged_baseline_is_an_error_not_a_first_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        assert!(state.baseline().unwrap().is_none());
+        std::fs::write(state.path(BASELINE), "1|a.com\tDOMAIN:\ta.com\n").unwrap();
+        let err = format!("{:#}", state.baseline().unwrap_err());
+        assert!(
+            err.contains("is damaged") && err.contains("does not end with ++++"),
+            "{err}"
+        );
+    }
+}

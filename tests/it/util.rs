@@ -1,0 +1,125 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (for examples/).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary working folder with a config file.
+pub struct Case {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The last `dirsync: error:` line.
+    pub fn error_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("dirsync: error:"))
+            .unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Case {
+    pub fn new() -> Case {
+        Case {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn read(&self, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path(name)).ok()
+    }
+
+    /// A local-only config reading `ldif` (a path relative to the case folder).
+    pub fn ldif_config(&self, ldif: &Path, extra: &str) -> PathBuf {
+        self.write(
+            "dirsync.toml",
+            format!(
+                "customer_id = \"12345\"\ndomains = [\"example.com\", \"example.de\"]\nstate_dir = \"state\"\n{extra}\n\
+                 [source]\ntype = \"ldif\"\npath = {:?}\n[output]\npath = \"out/retarus.map\"\n",
+                ldif.display().to_string()
+            ),
+        )
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("DIRSYNC_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+}
+
+/// Compares with a golden file; `DIRSYNC_BLESS=1` rewrites it on purpose.
+pub fn assert_golden(golden: &Path, actual: &[u8]) {
+    if std::env::var_os("DIRSYNC_BLESS").is_some() {
+        std::fs::write(golden, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+    if expected != actual {
+        panic!(
+            "{} differs from the output (rerun with DIRSYNC_BLESS=1 to accept it on purpose)\n--- expected\n{}\n--- actual\n{}",
+            golden.display(),
+            String::from_utf8_lossy(&expected),
+            String::from_utf8_lossy(actual)
+        );
+    }
+}
+
+/// A small LDIF of `n` users u0..u{n-1}@example.com (+ an example.de alias each).
+pub fn users_ldif(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!(
+            "dn: CN=u{i},OU=Users,DC=example,DC=com\nobjectClass: user\nproxyAddresses: SMTP:u{i}@example.com\nproxyAddresses: smtp:u{i}@example.de\n\n"
+        ));
+    }
+    s
+}
