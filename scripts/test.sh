@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test servers need; installed only when missing.
+# Debian packages the test servers need (OpenLDAP slapd), installed only when missing.
+# slapd is preseeded to create no instance: the tests start their own on 127.0.0.1.
 packages=()
-need() { dpkg -s "$1" >/dev/null 2>&1 || packages+=("$1"); }
-for p in "$@"; do need "$p"; done
+need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || packages+=("$1"); }
+for p in slapd ldap-utils; do need "$p"; done
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi

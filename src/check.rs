@@ -63,14 +63,28 @@ fn check_source(config: &Config) -> Result<String, Failure> {
         .iter()
         .map(|(k, n)| format!("{} {n}", k.name()))
         .collect();
-    Ok(format!(
+    let mut text = String::new();
+    if let Some(cert) = &stats.server_certificate {
+        text.push_str(&format!("TLS certificate: {cert}; bind succeeded; "));
+    }
+    for (base, n) in &stats.per_base {
+        text.push_str(&format!("{n} entries in {base}; "));
+    }
+    if stats.referrals_skipped > 0 {
+        text.push_str(&format!(
+            "{} continuation references skipped; ",
+            stats.referrals_skipped
+        ));
+    }
+    text.push_str(&format!(
         "{} entries from {} ({}); a sync would write {} addresses ({} bytes)",
         stats.entries,
         stats.origin,
         kinds.join(", "),
         built.map.dir_count(),
         bytes.len()
-    ))
+    ));
+    Ok(text)
 }
 
 /// Proves a folder is writable by creating and removing a probe file in it.

@@ -5,7 +5,9 @@
 //! nothing about mail addresses or Active Directory semantics (that is `model`), and a source
 //! never decides what is kept: it reads everything or fails.
 
+pub mod ldap;
 pub mod ldif;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -20,6 +22,12 @@ pub struct SourceStats {
     /// Where the entries came from (file or URL), for messages.
     pub origin: String,
     pub entries: u64,
+    /// Continuation references the server sent (skipped: dirsync reads one directory).
+    pub referrals_skipped: u64,
+    /// Entries per search base (LDAP).
+    pub per_base: Vec<(String, u64)>,
+    /// The LDAPS server's certificate, described.
+    pub server_certificate: Option<String>,
 }
 
 /// Reads every entry of the configured source into `sink`. Any error ends the read: the
@@ -31,7 +39,10 @@ pub fn read(config: &SourceConfig, sink: &mut dyn FnMut(Entry)) -> anyhow::Resul
             let file = std::fs::File::open(path).with_context(|| {
                 format!("cannot open the LDIF export {origin}; check source.path")
             })?;
-            let mut stats = SourceStats { origin, entries: 0 };
+            let mut stats = SourceStats {
+                origin,
+                ..SourceStats::default()
+            };
             for entry in ldif::LdifReader::new(BufReader::with_capacity(1 << 20, file)) {
                 let entry = entry.with_context(|| format!("LDIF export {}", stats.origin))?;
                 stats.entries += 1;
@@ -39,10 +50,7 @@ pub fn read(config: &SourceConfig, sink: &mut dyn FnMut(Entry)) -> anyhow::Resul
             }
             Ok(stats)
         }
-        SourceConfig::Ldap(_) => anyhow::bail!(
-            "the LDAP source is not implemented yet in this version; export the directory \
-             to LDIF and use [source] type = \"ldif\""
-        ),
+        SourceConfig::Ldap(ldap_config) => ldap::read(ldap_config, sink),
     }
 }
 

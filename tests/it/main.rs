@@ -1,7 +1,11 @@
 //! Integration tests: the built `dirsync` binary run in a temporary folder, checked the way an
 //! admin would check it — exit code, the message, the exact MAP bytes, files left untouched.
 
+mod gen;
+mod pki;
+mod slapd;
 mod util;
 
 mod cli;
+mod ldap;
 mod sync_ldif;

@@ -1,0 +1,173 @@
+//! A real OpenLDAP slapd on 127.0.0.1 with an AD-like schema and Active Directory's limits
+//! (unpaged searches stop at 1000 entries, pages above 1000 are refused), LDAPS with a
+//! per-run certificate, started per test and stopped by PID.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::pki::ServerCert;
+
+const SCHEMA: &str = r#"
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.210 NAME 'proxyAddresses' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+attributetype ( 1.2.840.113556.1.2.447 NAME 'mailNickname' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.750 NAME 'groupType' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.146 NAME 'objectSid' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.102 NAME 'memberOf' EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+attributetype ( 1.2.840.113556.1.2.141 NAME 'department' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.146 NAME 'company' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.35 NAME 'employeeID' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.7000.102.50 NAME 'msExchRecipientTypeDetails' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL
+  MAY ( sAMAccountName $ userPrincipalName $ userAccountControl $ proxyAddresses $ mail $ mailNickname $ displayName $ givenName $ department $ company $ employeeID $ objectGUID $ objectSid $ memberOf $ msExchRecipientTypeDetails $ userPassword ) )
+objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL MUST cn
+  MAY ( member $ groupType $ mail $ proxyAddresses $ mailNickname $ displayName $ sAMAccountName $ objectGUID $ objectSid $ memberOf $ description ) )
+objectclass ( 1.2.840.113556.1.5.15 NAME 'contact' SUP organizationalPerson STRUCTURAL
+  MAY ( mail $ proxyAddresses $ mailNickname $ displayName $ givenName $ company $ objectGUID $ memberOf ) )
+objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' SUP user STRUCTURAL )
+"#;
+
+pub const SUFFIX: &str = "DC=example,DC=com";
+pub const READER_DN: &str = "CN=dirsync-reader,DC=example,DC=com";
+pub const READER_PASSWORD: &str = "Reader-Pa55word!";
+
+pub struct Slapd {
+    pub dir: tempfile::TempDir,
+    pub ldaps_port: u16,
+    pub ldap_port: u16,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn require(binary: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin"] {
+        let p = Path::new(dir).join(binary);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{binary} is not installed: run scripts/test.sh, which installs the test servers");
+}
+
+impl Slapd {
+    /// Loads `data` (LDIF below `OU=AADDC Users,DC=example,DC=com`) and starts slapd with
+    /// `cert`. `limits` replaces AD's default size limits when given.
+    pub fn start(data: &str, cert: &ServerCert, limits: Option<&str>) -> Slapd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("db")).unwrap();
+        std::fs::write(d.join("ad.schema"), SCHEMA).unwrap();
+        let limits =
+            limits.unwrap_or("size.soft=1000 size.hard=1000 size.pr=1000 size.prtotal=unlimited");
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\ninclude {d}/ad.schema\n\
+             pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+             TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n\
+             sizelimit {limits}\n\
+             database mdb\nmaxsize 4294967296\nsuffix \"{SUFFIX}\"\nrootdn \"CN=admin,{SUFFIX}\"\nrootpw not-used-by-tests\n\
+             directory {d}/db\ndbnosync\n\
+             access to attrs=userPassword by anonymous auth by * none\naccess to * by users read by * none\n",
+            d = d.display(),
+            cert = cert.cert.display(),
+            key = cert.key.display(),
+        );
+        std::fs::write(d.join("slapd.conf"), conf).unwrap();
+        let head = format!(
+            "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+             dn: OU=AADDC Users,{SUFFIX}\nobjectClass: organizationalUnit\nou: AADDC Users\n\n\
+             dn: {READER_DN}\nobjectClass: person\ncn: dirsync-reader\nsn: reader\nuserPassword: {READER_PASSWORD}\n\n"
+        );
+        std::fs::write(d.join("data.ldif"), head + data).unwrap();
+        let out = Command::new(require("slapadd"))
+            .args(["-q", "-f"])
+            .arg(d.join("slapd.conf"))
+            .arg("-l")
+            .arg(d.join("data.ldif"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut slapd = Slapd {
+            dir,
+            ldaps_port: free_port(),
+            ldap_port: free_port(),
+            child: None,
+        };
+        slapd.run();
+        slapd
+    }
+
+    fn run(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("slapd.log")).unwrap();
+        let child = Command::new(require("slapd"))
+            .arg("-f")
+            .arg(d.join("slapd.conf"))
+            .arg("-h")
+            .arg(format!(
+                "ldaps://127.0.0.1:{}/ ldap://127.0.0.1:{}/",
+                self.ldaps_port, self.ldap_port
+            ))
+            .args(["-d", "stats"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.ldaps_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default()
+    }
+
+    /// How many bind requests the server received (slapd logs a request as
+    /// `BIND dn="…" method=128`, and a successful one again with `mech=`).
+    pub fn binds(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" BIND dn=") && l.contains(" method="))
+            .count()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
