@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of dirsync. Installs what the tests need first (Debian packages for the
-# real test servers, Python packages for the PowerShell syntax check), so it works on a
-# fresh machine as it is:   scripts/test.sh
+# real test servers), so it works on a fresh machine as it is:   scripts/test.sh
+# The SFTP tests create a system user (dirsync-sftp, no shell) and need root, as in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test servers need (OpenLDAP slapd), installed only when missing.
-# slapd is preseeded to create no instance: the tests start their own on 127.0.0.1.
+# Debian packages the test servers need (OpenLDAP slapd, OpenSSH sshd), installed only when
+# missing. slapd is preseeded to create no instance: the tests start their own on 127.0.0.1.
 packages=()
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || packages+=("$1"); }
-for p in slapd ldap-utils; do need "$p"; done
+for p in slapd ldap-utils openssh-server; do need "$p"; done
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections

@@ -40,12 +40,9 @@ pub fn check(config: &Config) -> Result<(), Failure> {
     );
     match &config.upload {
         None => println!("ok    upload: none configured (local-only mode)"),
-        Some(_) => step(
+        Some(upload_config) => step(
             "upload",
-            Err(fail(
-                Exit::Upload,
-                anyhow!("the SFTP upload is not implemented yet in this version"),
-            )),
+            crate::upload::check(upload_config).map_err(|e| fail(Exit::Upload, e)),
         ),
     }
     match first {

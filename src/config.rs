@@ -26,6 +26,7 @@ struct RawConfig {
     customer_id: Option<String>,
     domains: Option<Vec<String>>,
     state_dir: Option<PathBuf>,
+    archive_days: Option<i64>,
     source: Option<RawSource>,
     output: Option<RawOutput>,
     upload: Option<RawUpload>,
@@ -109,6 +110,8 @@ pub struct Config {
     pub customer_id: String,
     pub domains: BTreeSet<Domain>,
     pub state_dir: PathBuf,
+    /// Days to keep copies of shipped files in `state_dir/archive` (0: none).
+    pub archive_days: u32,
     pub source: SourceConfig,
     pub output: OutputConfig,
     pub upload: Option<UploadConfig>,
@@ -353,6 +356,14 @@ impl Validator<'_> {
         }
         let domains = self.domains(raw.domains);
         let state_dir = self.path(raw.state_dir.unwrap_or_else(|| PathBuf::from("state")));
+        let archive_days = match raw.archive_days {
+            None => 0,
+            Some(d) if (0..=3650).contains(&d) => d as u32,
+            Some(d) => {
+                self.problem("archive_days", format!("{d}; expected 0 to 3650"));
+                0
+            }
+        };
         let source = match raw.source {
             Some(s) => self.source(s),
             None => {
@@ -380,6 +391,7 @@ impl Validator<'_> {
             customer_id: customer_id?,
             domains,
             state_dir,
+            archive_days,
             source: source?,
             output: output?,
             upload,

@@ -20,6 +20,7 @@ use crate::model::Recipient;
 use crate::rules::{BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_FOREIGN, DROP_INVALID};
 use crate::source::{self, SourceStats};
 use crate::state::StateDir;
+use crate::upload;
 
 /// How many individual warnings of one kind are logged; the rest are counted.
 const WARN_LIMIT: usize = 20;
@@ -56,6 +57,7 @@ pub struct RunReport {
     pub build: Option<BuildReport>,
     pub output: Option<OutputReport>,
     pub guard: Option<Verdict>,
+    pub upload: Option<upload::Uploaded>,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +88,7 @@ pub fn sync(config: &Config, options: SyncOptions) -> Result<(), Failure> {
         build: None,
         output: None,
         guard: None,
+        upload: None,
     };
     let result = sync_steps(config, options, &state, &mut report);
     report.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -167,23 +170,44 @@ fn sync_steps(
         eprintln!("dry run: nothing uploaded, state unchanged");
         return Ok("dry run".into());
     }
-    if config.upload.is_some() {
-        return Err(fail(
-            Exit::Upload,
-            anyhow!(
-                "the SFTP upload is not implemented yet in this version: nothing uploaded, state \
-                 unchanged; remove [upload] to run in local-only mode"
-            ),
-        ));
-    }
+    let outcome = match &config.upload {
+        Some(upload_config) => {
+            let uploaded = upload::upload(
+                upload_config,
+                &config.customer_id,
+                bytes.as_bytes(),
+                SystemTime::now(),
+            )
+            .context("nothing was recorded; the next run uploads again")
+            .or_exit(Exit::Upload)?;
+            eprintln!(
+                "uploaded {} bytes to {}:{}{} (host key {})",
+                uploaded.bytes,
+                upload_config.host,
+                upload_config.port,
+                uploaded.remote_path,
+                uploaded.host_key
+            );
+            report.upload = Some(uploaded);
+            "uploaded"
+        }
+        None => "written (local only)",
+    };
     state
         .store_baseline(bytes.as_bytes())
         .or_exit(Exit::Failure)?;
-    eprintln!(
-        "local-only mode (no [upload]): state recorded in {}",
-        config.state_dir.display()
-    );
-    Ok("written (local only)".into())
+    if config.archive_days > 0 {
+        if let Err(e) = state.archive(bytes.as_bytes(), config.archive_days, SystemTime::now()) {
+            tracing::warn!("{e:#}");
+        }
+    }
+    if config.upload.is_none() {
+        eprintln!(
+            "local-only mode (no [upload]): state recorded in {}",
+            config.state_dir.display()
+        );
+    }
+    Ok(outcome.into())
 }
 
 /// Renders the map and runs every check of map-format.md on it, including the round trip.

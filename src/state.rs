@@ -64,6 +64,37 @@ impl StateDir {
         write_atomic(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Keeps a copy of a shipped map in `archive/` and removes copies older than `days`.
+    pub fn archive(
+        &self,
+        bytes: &[u8],
+        days: u32,
+        now: std::time::SystemTime,
+    ) -> anyhow::Result<()> {
+        let dir = self.dir.join("archive");
+        let stamp: String = humantime::format_rfc3339_seconds(now)
+            .to_string()
+            .chars()
+            .filter(|c| *c != '-' && *c != ':')
+            .collect();
+        let path = dir.join(format!("{stamp}.map"));
+        write_atomic(&path, bytes)
+            .with_context(|| format!("cannot archive to {}", path.display()))?;
+        let keep = std::time::Duration::from_secs(u64::from(days) * 86_400);
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > keep);
+            if old && entry.path().extension().is_some_and(|e| e == "map") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
     pub fn write_report(&self, json: &[u8]) -> anyhow::Result<()> {
         let path = self.path(REPORT);
         write_atomic(&path, json).with_context(|| format!("cannot write {}", path.display()))

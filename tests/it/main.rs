@@ -4,8 +4,10 @@
 mod gen;
 mod pki;
 mod slapd;
+mod sshd;
 mod util;
 
 mod cli;
 mod ldap;
 mod sync_ldif;
+mod upload;
