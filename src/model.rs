@@ -207,6 +207,12 @@ pub struct Recipient {
     pub primary_origin: Origin,
     /// Address values that are not valid addresses.
     pub rejected: Vec<Rejected>,
+    /// `objectGUID` in AD's text form.
+    pub object_guid: Option<String>,
+    /// Direct group memberships (`memberOf` DNs).
+    pub member_of: Vec<String>,
+    /// Number of `member` values (groups), all ranges read.
+    pub members: usize,
     /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
     pub extra_primaries: usize,
 }
@@ -297,6 +303,12 @@ impl Recipient {
             primary_origin,
             rejected,
             extra_primaries,
+            object_guid: entry
+                .values("objectguid")
+                .first()
+                .and_then(|v| guid_text(v)),
+            member_of: entry.texts("memberof").map(str::to_owned).collect(),
+            members: entry.values("member").len(),
         }
     }
 
@@ -307,6 +319,15 @@ impl Recipient {
             .map(|p| (p, self.primary_origin))
             .chain(self.aliases.iter().map(|(a, o)| (a, *o)))
     }
+}
+
+/// AD's text form of an objectGUID: the first three groups are little-endian.
+pub fn guid_text(bytes: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = bytes.try_into().ok()?;
+    Some(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    ))
 }
 
 #[cfg(test)]
@@ -483,6 +504,20 @@ mod tests {
         assert_eq!(r.rejected[0].raw, "bad address@example.com");
         assert_eq!(r.rejected[0].error, AddressError::BadLocal);
         assert_eq!(r.rejected[1].error, AddressError::NoAt);
+    }
+
+    #[test]
+    fn object_guid_in_ad_text_form() {
+        // The bytes AD stores for {de23a3b8-f218-4f7b-a5a2-6b1e2c3d4e5f}.
+        let bytes = [
+            0xb8, 0xa3, 0x23, 0xde, 0x18, 0xf2, 0x7b, 0x4f, 0xa5, 0xa2, 0x6b, 0x1e, 0x2c, 0x3d,
+            0x4e, 0x5f,
+        ];
+        assert_eq!(
+            guid_text(&bytes).unwrap(),
+            "de23a3b8-f218-4f7b-a5a2-6b1e2c3d4e5f"
+        );
+        assert_eq!(guid_text(&bytes[..15]), None);
     }
 
     #[test]

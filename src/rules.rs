@@ -262,6 +262,15 @@ impl Built {
                         if r.disabled { ", disabled" } else { "" },
                         origin.describe()
                     ));
+                    if let Some(guid) = &r.object_guid {
+                        out.push(format!("  objectGUID {guid}"));
+                    }
+                    if r.kind == ObjectKind::Group {
+                        out.push(format!("  {} members", r.members));
+                    }
+                    for group in &r.member_of {
+                        out.push(format!("  member of {group}"));
+                    }
                     if let Some(p) = r.primary.as_ref().filter(|p| **p != wanted) {
                         out.push(format!("  its primary address is {p}"));
                     }

@@ -3,10 +3,12 @@
 
 mod gen;
 mod pki;
+mod samba;
 mod slapd;
 mod sshd;
 mod util;
 
+mod ad;
 mod cli;
 mod ldap;
 mod sync_ldif;
