@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::pki::ServerCert;
 
-pub const REALM: &str = "example.test";
 pub const BASE: &str = "DC=example,DC=test";
 pub const BIND_UPN: &str = "svc-dirsync@example.test";
 pub const BIND_PASSWORD: &str = "Svc-Pa55word!2026";
