@@ -407,3 +407,78 @@ fn check_shows_the_certificate_counts_and_binds_once() {
     );
     assert_eq!(server.binds(), 2, "check must bind once per run");
 }
+
+mod scripted {
+    //! What only a scripted server produces: ranges and AD's silent page cap.
+    use crate::fake_ad::{self, FakeAd, FakeEntry};
+    use crate::util::Case;
+
+    fn user(i: usize) -> FakeEntry {
+        FakeEntry {
+            dn: format!("CN=m{i},OU=AADDC Users,DC=example,DC=com"),
+            attrs: vec![
+                ("objectClass".into(), vec!["top".into(), "user".into()]),
+                (
+                    "proxyAddresses".into(),
+                    vec![
+                        format!("SMTP:m{i}@example.com"),
+                        format!("smtp:m{i}@example.de"),
+                    ],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_group_with_5000_members_is_read_completely_and_capped_pages_are_followed() {
+        let mut entries: Vec<FakeEntry> = (0..1200).map(user).collect();
+        entries.push(FakeEntry {
+            dn: "CN=Everyone,OU=AADDC Users,DC=example,DC=com".into(),
+            attrs: vec![
+                ("objectClass".into(), vec!["top".into(), "group".into()]),
+                (
+                    "proxyAddresses".into(),
+                    vec!["SMTP:everyone@example.com".into()],
+                ),
+                (
+                    "member".into(),
+                    (0..5000)
+                        .map(|i| format!("CN=m{i},OU=AADDC Users,DC=example,DC=com"))
+                        .collect(),
+                ),
+            ],
+        });
+        // MaxPageSize 300: dirsync asks for 1000 per page and gets 300, silently.
+        let port = fake_ad::start(FakeAd {
+            entries,
+            max_page: 300,
+        });
+        let case = Case::new();
+        super::ldap_config(
+            &case,
+            &format!("ldap://127.0.0.1:{port}"),
+            "allow_plaintext = true",
+        );
+        let env = [(super::PW_ENV, "anything")];
+        let run = case.run_env(&["sync", "--config", "dirsync.toml"], &env);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains("read 1201 objects"), "{run:?}");
+        let map = String::from_utf8(case.read("out/retarus.map").unwrap()).unwrap();
+        assert_eq!(map.matches("\tDIR:\t").count(), 2401);
+        let run = case.run_env(
+            &[
+                "explain",
+                "--config",
+                "dirsync.toml",
+                "everyone@example.com",
+            ],
+            &env,
+        );
+        assert!(run.stdout.contains("  5000 members"), "{run:?}");
+        let run = case.run_env(&["check", "--config", "dirsync.toml"], &env);
+        assert!(
+            run.stdout.contains("1 continuation references skipped"),
+            "{run:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests: the built `dirsync` binary run in a temporary folder, checked the way an
 //! admin would check it — exit code, the message, the exact MAP bytes, files left untouched.
 
+mod fake_ad;
 mod gen;
 mod pki;
 mod samba;
