@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::mapfile::LineEnding;
 use crate::model::Domain;
+use crate::rules::spec::RulesConfig;
 use crate::secret::SecretSource;
 
 /// The commented example configuration, written by `dirsync init`.
@@ -32,6 +33,12 @@ struct RawConfig {
     upload: Option<RawUpload>,
     #[serde(default)]
     guard: RawGuard,
+    // The rule sections, validated by `rules::spec` with their key paths.
+    filter: Option<toml::Value>,
+    addresses: Option<toml::Value>,
+    profiles: Option<toml::Value>,
+    signature: Option<toml::Value>,
+    routing: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +123,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub upload: Option<UploadConfig>,
     pub guard: GuardConfig,
+    pub rules: RulesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -386,6 +394,22 @@ impl Validator<'_> {
         };
         let upload = raw.upload.and_then(|u| self.upload(u));
         let guard = self.guard(raw.guard, &domains);
+        let rules = RulesConfig::parse(
+            raw.filter.as_ref(),
+            raw.addresses.as_ref(),
+            raw.profiles.as_ref(),
+            raw.signature.as_ref(),
+            raw.routing.as_ref(),
+            &mut self.problems,
+        );
+        for (i, a) in rules.extra_addresses.iter().enumerate() {
+            if !domains.iter().any(|d| d.as_str() == a.domain()) {
+                self.problem(
+                    &format!("addresses.extra[{i}]"),
+                    format!("{a} is not in an accepted domain (`domains`)"),
+                );
+            }
+        }
         Some(Config {
             file: file.to_owned(),
             customer_id: customer_id?,
@@ -396,6 +420,7 @@ impl Validator<'_> {
             output: output?,
             upload,
             guard,
+            rules,
         })
     }
 
@@ -847,6 +872,21 @@ path = "out/retarus.map"
         assert!(matches!(c.source, SourceConfig::Ldap(_)));
         assert!(c.upload.is_some());
         assert_eq!(c.guard.max_removed, DEFAULT_MAX_REMOVED);
+    }
+
+    #[test]
+    fn the_example_rules_in_the_example_config_parse() {
+        let text: String = EXAMPLE
+            .lines()
+            .map(|l| l.strip_prefix("#> ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&text, Path::new("examples/dirsync.toml"), Path::new("examples")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.rules.filters.len(), 1);
+        assert_eq!(c.rules.profiles.rules.len(), 2);
+        assert_eq!(c.rules.signature.fields.len(), 3);
+        assert_eq!(c.rules.routing.len(), 1);
+        assert_eq!(c.rules.extra_addresses.len(), 2);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod glob;
 pub mod guard;
 pub mod mapfile;
 pub mod model;

@@ -57,7 +57,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Explain { config, address } => {
             let config = load(&config)?;
             let (built, _) = run::build(&config)?;
-            for line in built.explain(&address, &config.domains) {
+            for line in built.explain(&address) {
                 println!("{line}");
             }
             Ok(())

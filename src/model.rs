@@ -6,6 +6,7 @@
 //! ([`Address`]). This module does not decide which recipients go to Retarus (that is
 //! `rules`) nor how records are written (that is `mapfile`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::source::Entry;
@@ -213,6 +214,10 @@ pub struct Recipient {
     pub member_of: Vec<String>,
     /// Number of `member` values (groups), all ranges read.
     pub members: usize,
+    /// The attributes the rules read (lower-case names, text values).
+    pub attrs: BTreeMap<String, Vec<String>>,
+    /// Exchange's recipient type (`shared_mailbox`, …), when Exchange data is merged.
+    pub exchange_kind: Option<String>,
     /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
     pub extra_primaries: usize,
 }
@@ -222,7 +227,8 @@ impl Recipient {
     /// `SMTP:` proxy address, else `mail`; `smtp:` values are aliases; other proxy types
     /// (`X500:`, `SIP:`, `SPO:` …) are ignored. A `mail` value that differs from the primary is
     /// kept as an alias: a missing address bounces mail, an extra one does not.
-    pub fn from_entry(entry: &Entry) -> Recipient {
+    /// `keep` names the attributes (lower case) the rules need; their text values are kept.
+    pub fn from_entry(entry: &Entry, keep: &BTreeSet<String>) -> Recipient {
         let kind = ObjectKind::from_object_classes(entry.texts("objectclass"));
         let disabled = entry
             .first_text("useraccountcontrol")
@@ -309,6 +315,17 @@ impl Recipient {
                 .and_then(|v| guid_text(v)),
             member_of: entry.texts("memberof").map(str::to_owned).collect(),
             members: entry.values("member").len(),
+            attrs: keep
+                .iter()
+                .map(|name| {
+                    (
+                        name.clone(),
+                        entry.texts(name).map(str::to_owned).collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, values)| !values.is_empty())
+                .collect(),
+            exchange_kind: None,
         }
     }
 
@@ -343,6 +360,12 @@ mod tests {
             e.push(k, v.as_bytes().to_vec());
         }
         e
+    }
+
+    impl Recipient {
+        fn from_entry_all(entry: &Entry) -> Recipient {
+            Recipient::from_entry(entry, &BTreeSet::new())
+        }
     }
 
     fn addrs(r: &Recipient) -> Vec<String> {
@@ -406,7 +429,7 @@ mod tests {
 
     #[test]
     fn proxy_addresses_primary_aliases_and_other_types() {
-        let r = Recipient::from_entry(&entry(
+        let r = Recipient::from_entry_all(&entry(
             &["top", "person", "user"],
             &[
                 ("proxyAddresses", "SMTP:John.Doe@example.com"),
@@ -432,7 +455,7 @@ mod tests {
 
     #[test]
     fn no_smtp_primary_falls_back_to_mail() {
-        let r = Recipient::from_entry(&entry(
+        let r = Recipient::from_entry_all(&entry(
             &["user"],
             &[
                 ("proxyAddresses", "smtp:alias@example.com"),
@@ -446,13 +469,13 @@ mod tests {
 
     #[test]
     fn no_address_at_all() {
-        let r = Recipient::from_entry(&entry(&["user"], &[("displayName", "No Mail")]));
+        let r = Recipient::from_entry_all(&entry(&["user"], &[("displayName", "No Mail")]));
         assert!(r.primary.is_none() && r.aliases.is_empty());
     }
 
     #[test]
     fn mail_differing_from_primary_is_kept_as_alias() {
-        let r = Recipient::from_entry(&entry(
+        let r = Recipient::from_entry_all(&entry(
             &["user"],
             &[
                 ("proxyAddresses", "SMTP:a@example.com"),
@@ -482,7 +505,10 @@ mod tests {
                 ("proxyAddresses", "SMTP:z@example.com"),
             ],
         );
-        let (r1, r2) = (Recipient::from_entry(&one), Recipient::from_entry(&two));
+        let (r1, r2) = (
+            Recipient::from_entry_all(&one),
+            Recipient::from_entry_all(&two),
+        );
         assert_eq!(r1, r2);
         assert_eq!(r1.primary.unwrap().as_str(), "b@example.com");
         assert_eq!(r1.extra_primaries, 1);
@@ -491,7 +517,7 @@ mod tests {
 
     #[test]
     fn invalid_addresses_are_reported_not_dropped_silently() {
-        let r = Recipient::from_entry(&entry(
+        let r = Recipient::from_entry_all(&entry(
             &["user"],
             &[
                 ("proxyAddresses", "SMTP:good@example.com"),
@@ -523,9 +549,9 @@ mod tests {
     #[test]
     fn disabled_bit_and_kinds() {
         let shared = entry(&["user"], &[("userAccountControl", "514")]);
-        assert!(Recipient::from_entry(&shared).disabled);
+        assert!(Recipient::from_entry_all(&shared).disabled);
         let enabled = entry(&["user"], &[("userAccountControl", "512")]);
-        assert!(!Recipient::from_entry(&enabled).disabled);
+        assert!(!Recipient::from_entry_all(&enabled).disabled);
         let kind = |c: &[&str]| ObjectKind::from_object_classes(c.iter().copied());
         assert_eq!(
             kind(&["top", "person", "organizationalPerson", "user", "computer"]),

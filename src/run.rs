@@ -17,7 +17,9 @@ use crate::fsutil::write_atomic;
 use crate::guard::{self, Verdict};
 use crate::mapfile::{self, MapDiff, MapFile};
 use crate::model::Recipient;
-use crate::rules::{BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_FOREIGN, DROP_INVALID};
+use crate::rules::{
+    BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_EXCLUDED, DROP_FOREIGN, DROP_INVALID,
+};
 use crate::source::{self, SourceStats};
 use crate::state::StateDir;
 use crate::upload;
@@ -33,9 +35,10 @@ pub struct SyncOptions {
 
 /// Reads the source and builds the map (no output written).
 pub fn build(config: &Config) -> Result<(Built, SourceStats), Failure> {
-    let mut builder = MapBuilder::new(&config.customer_id, &config.domains);
-    let stats = source::read(&config.source, &mut |entry| {
-        builder.add(Recipient::from_entry(&entry))
+    let mut builder = MapBuilder::new(&config.customer_id, &config.domains, &config.rules);
+    let keep = config.rules.attributes();
+    let stats = source::read(&config.source, &keep, &mut |entry| {
+        builder.add(Recipient::from_entry(&entry, &keep))
     })
     .or_exit(Exit::Source)?;
     Ok((builder.finish(), stats))
@@ -295,14 +298,34 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
     if let Some(n) = r.dropped.get(DROP_CONFLICT) {
         dropped.push(format!("{n} claimed by two objects (kept once)"));
     }
+    if let Some(n) = r.dropped.get(DROP_EXCLUDED) {
+        dropped.push(format!("{n} matched addresses.exclude"));
+    }
     if !dropped.is_empty() {
         let _ = writeln!(s, "not written: {}", dropped.join(", "));
+    }
+    for (rule, e) in &r.excluded_by_rule {
+        let _ = writeln!(
+            s,
+            "excluded by {rule}: {} objects, {} addresses",
+            e.objects, e.addresses
+        );
+    }
+    if r.cleaned_values_total > 0 {
+        let _ = writeln!(
+            s,
+            "signature values cleaned or shortened: {}",
+            r.cleaned_values_total
+        );
     }
     s
 }
 
 /// Logs the entry-level findings of a build as warnings, a limited number of each.
 fn log_findings(r: &BuildReport) {
+    for c in r.cleaned_values.iter().take(WARN_LIMIT) {
+        tracing::warn!("{}: signature field {}: {}", c.dn, c.value, c.reason);
+    }
     for c in r.conflicts.iter().take(WARN_LIMIT) {
         tracing::warn!(
             "address {} is on two objects: kept for {}, not for {}",

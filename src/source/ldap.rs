@@ -40,14 +40,24 @@ const CONNECT_ATTEMPTS: u32 = 3;
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// Reads every entry of every configured base into `sink`.
-pub fn read(config: &LdapConfig, sink: &mut dyn FnMut(Entry)) -> anyhow::Result<SourceStats> {
+pub fn read(
+    config: &LdapConfig,
+    extra_attributes: &std::collections::BTreeSet<String>,
+    sink: &mut dyn FnMut(Entry),
+) -> anyhow::Result<SourceStats> {
     let password = config
         .password
         .read()
         .map_err(|e| anyhow!("cannot read the bind password: {e}"))?;
     runtime()?.block_on(async {
         let mut session = Session::open(config, &password).await?;
-        let result = session.read_all(config, sink).await;
+        let mut attributes: Vec<String> = ATTRIBUTES.iter().map(|a| a.to_string()).collect();
+        for extra in extra_attributes {
+            if !attributes.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
+                attributes.push(extra.clone());
+            }
+        }
+        let result = session.read_all(config, &attributes, sink).await;
         session.close().await;
         result
     })
@@ -181,6 +191,7 @@ impl Session {
     async fn read_all(
         &mut self,
         config: &LdapConfig,
+        attributes: &[String],
         sink: &mut dyn FnMut(Entry),
     ) -> anyhow::Result<SourceStats> {
         let mut stats = SourceStats {
@@ -206,7 +217,7 @@ impl Session {
                     &base.base_dn,
                     Scope::Subtree,
                     &base.filter,
-                    ATTRIBUTES.to_vec(),
+                    attributes.to_vec(),
                 )
                 .await
                 .map_err(|e| search_failed(base, operation_error(&e, self.timeout)))?;

@@ -32,7 +32,12 @@ pub struct SourceStats {
 
 /// Reads every entry of the configured source into `sink`. Any error ends the read: the
 /// caller must then ship nothing, because what was read is incomplete.
-pub fn read(config: &SourceConfig, sink: &mut dyn FnMut(Entry)) -> anyhow::Result<SourceStats> {
+/// `attributes` names what the rules read, in addition to what the model always needs.
+pub fn read(
+    config: &SourceConfig,
+    attributes: &std::collections::BTreeSet<String>,
+    sink: &mut dyn FnMut(Entry),
+) -> anyhow::Result<SourceStats> {
     match config {
         SourceConfig::Ldif { path } => {
             let origin = path.display().to_string();
@@ -50,7 +55,7 @@ pub fn read(config: &SourceConfig, sink: &mut dyn FnMut(Entry)) -> anyhow::Resul
             }
             Ok(stats)
         }
-        SourceConfig::Ldap(ldap_config) => ldap::read(ldap_config, sink),
+        SourceConfig::Ldap(ldap_config) => ldap::read(ldap_config, attributes, sink),
     }
 }
 

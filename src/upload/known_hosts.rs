@@ -85,7 +85,7 @@ fn host_matches(patterns: &str, name: &str) -> bool {
             Some(p) => (true, p),
             None => (false, pattern),
         };
-        if glob(&pattern.to_ascii_lowercase(), name) {
+        if crate::glob::matches(&pattern.to_ascii_lowercase(), name) {
             if negated {
                 return false;
             }
@@ -93,29 +93,6 @@ fn host_matches(patterns: &str, name: &str) -> bool {
         }
     }
     matched
-}
-
-/// OpenSSH patterns: `*` any run, `?` one character.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// `SHA256:<base64 without padding>`, as `ssh-keygen -lf` prints it.

@@ -12,5 +12,6 @@ mod util;
 mod ad;
 mod cli;
 mod ldap;
+mod rules;
 mod sync_ldif;
 mod upload;

@@ -1,0 +1,502 @@
+//! Conditions of the rule language: what a rule asks of a directory object.
+//!
+//! Written in the config as TOML inline tables, e.g.
+//! `{ attribute = "department", equals = "Sales" }`, `{ member_of = "Executives" }`,
+//! `{ not = { disabled = true } }`. Parsed and checked when the config loads (a bad regex or an
+//! unknown kind is a config error with its key path); evaluated against a [`Recipient`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex::Regex;
+
+use crate::model::{ObjectKind, Recipient};
+
+/// The kinds a `kind` condition may name: the directory's object classes, and the Exchange
+/// recipient types the Exchange data adds.
+pub const KINDS: &[&str] = &[
+    "user",
+    "group",
+    "contact",
+    "other",
+    "user_mailbox",
+    "shared_mailbox",
+    "room_mailbox",
+    "equipment_mailbox",
+    "m365_group",
+    "dynamic_distribution_group",
+    "public_folder",
+    "mail_user",
+    "mail_contact",
+    "distribution_group",
+    "mail_security_group",
+];
+
+#[derive(Debug, Clone)]
+pub enum Condition {
+    Equals { attribute: String, value: String },
+    Matches { attribute: String, regex: Regex },
+    StartsWith { attribute: String, prefix: String },
+    EndsWith { attribute: String, suffix: String },
+    Present { attribute: String, present: bool },
+    MemberOf { group: String, transitive: bool },
+    DnContains(String),
+    Kind(BTreeSet<String>),
+    Disabled(bool),
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+}
+
+/// Group memberships of groups (lower-case DN → lower-case DNs of its groups), for transitive
+/// `member_of`.
+#[derive(Debug, Default)]
+pub struct Groups {
+    parents: BTreeMap<String, Vec<String>>,
+}
+
+impl Groups {
+    pub fn new<'a>(recipients: impl Iterator<Item = &'a Recipient>) -> Groups {
+        let mut parents = BTreeMap::new();
+        for r in recipients.filter(|r| r.kind == ObjectKind::Group) {
+            parents.insert(
+                r.dn.to_lowercase(),
+                r.member_of.iter().map(|g| g.to_lowercase()).collect(),
+            );
+        }
+        Groups { parents }
+    }
+
+    /// Every group `direct` leads to (itself included), following nesting; cycles are safe.
+    fn closure(&self, direct: &[String]) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<String> = direct.iter().map(|g| g.to_lowercase()).collect();
+        while let Some(g) = todo.pop() {
+            if seen.insert(g.clone()) {
+                if let Some(up) = self.parents.get(&g) {
+                    todo.extend(up.iter().cloned());
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// The first RDN value of a DN (`CN=Sales Team,OU=…` → `sales team`), lower case.
+fn rdn_value(dn: &str) -> String {
+    dn.split(',')
+        .next()
+        .and_then(|rdn| rdn.split_once('='))
+        .map(|(_, v)| v.trim().to_lowercase())
+        .unwrap_or_default()
+}
+
+impl Condition {
+    /// The attributes this condition reads (lower case).
+    pub fn attributes(&self, out: &mut BTreeSet<String>) {
+        match self {
+            Condition::Equals { attribute, .. }
+            | Condition::Matches { attribute, .. }
+            | Condition::StartsWith { attribute, .. }
+            | Condition::EndsWith { attribute, .. }
+            | Condition::Present { attribute, .. } => {
+                out.insert(attribute.clone());
+            }
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().for_each(|c| c.attributes(out)),
+            Condition::Not(c) => c.attributes(out),
+            _ => {}
+        }
+    }
+
+    pub fn eval(&self, r: &Recipient, groups: &Groups) -> bool {
+        let values = |a: &str| r.attrs.get(a).map(Vec::as_slice).unwrap_or(&[]);
+        match self {
+            Condition::Equals { attribute, value } => {
+                values(attribute).iter().any(|v| v.to_lowercase() == *value)
+            }
+            Condition::Matches { attribute, regex } => {
+                values(attribute).iter().any(|v| regex.is_match(v))
+            }
+            Condition::StartsWith { attribute, prefix } => values(attribute)
+                .iter()
+                .any(|v| v.to_lowercase().starts_with(prefix.as_str())),
+            Condition::EndsWith { attribute, suffix } => values(attribute)
+                .iter()
+                .any(|v| v.to_lowercase().ends_with(suffix.as_str())),
+            Condition::Present { attribute, present } => values(attribute).is_empty() != *present,
+            Condition::MemberOf { group, transitive } => {
+                let matches = |dn: &str| dn.eq_ignore_ascii_case(group) || rdn_value(dn) == *group;
+                if *transitive {
+                    groups.closure(&r.member_of).iter().any(|g| matches(g))
+                } else {
+                    r.member_of.iter().any(|g| matches(g))
+                }
+            }
+            Condition::DnContains(part) => {
+                r.dn.to_lowercase()
+                    .replace(", ", ",")
+                    .contains(part.as_str())
+            }
+            Condition::Kind(kinds) => {
+                kinds.contains(r.kind.name())
+                    || r.exchange_kind
+                        .as_deref()
+                        .is_some_and(|k| kinds.contains(k))
+            }
+            Condition::Disabled(d) => r.disabled == *d,
+            Condition::All(cs) => cs.iter().all(|c| c.eval(r, groups)),
+            Condition::Any(cs) => cs.iter().any(|c| c.eval(r, groups)),
+            Condition::Not(c) => !c.eval(r, groups),
+        }
+    }
+
+    /// Parses a condition table; every problem is pushed with its key path.
+    pub fn parse(value: &toml::Value, path: &str, problems: &mut Vec<String>) -> Option<Condition> {
+        let Some(table) = value.as_table() else {
+            problems.push(format!("{path}: expected a condition table such as {{ attribute = \"department\", equals = \"Sales\" }}"));
+            return None;
+        };
+        let keys: BTreeSet<&str> = table.keys().map(String::as_str).collect();
+        let mut fail = |what: String| {
+            problems.push(format!("{path}: {what}"));
+            None
+        };
+        let string = |key: &str| table.get(key).and_then(toml::Value::as_str);
+        let only = |allowed: &[&str]| {
+            keys.iter()
+                .find(|k| !allowed.contains(k))
+                .map(|k| k.to_string())
+        };
+
+        if keys.contains("attribute") {
+            let Some(attribute) = string("attribute").filter(|a| valid_attribute(a)) else {
+                return fail("`attribute` must be an attribute name such as \"department\"".into());
+            };
+            let attribute = attribute.to_ascii_lowercase();
+            let tests = ["equals", "matches", "starts_with", "ends_with", "present"];
+            let given: Vec<&&str> = tests.iter().filter(|t| keys.contains(**t)).collect();
+            if given.len() != 1 {
+                return fail(format!(
+                    "with `attribute`, give exactly one of {}",
+                    tests.join(", ")
+                ));
+            }
+            if let Some(extra) = only(&["attribute", given[0]]) {
+                return fail(format!("unknown key `{extra}` in this condition"));
+            }
+            let test = *given[0];
+            if test == "present" {
+                let Some(present) = table.get("present").and_then(toml::Value::as_bool) else {
+                    return fail("`present` must be true or false".into());
+                };
+                return Some(Condition::Present { attribute, present });
+            }
+            let Some(text) = string(test) else {
+                return fail(format!("`{test}` must be a string"));
+            };
+            return Some(match test {
+                "equals" => Condition::Equals {
+                    attribute,
+                    value: text.to_lowercase(),
+                },
+                "starts_with" => Condition::StartsWith {
+                    attribute,
+                    prefix: text.to_lowercase(),
+                },
+                "ends_with" => Condition::EndsWith {
+                    attribute,
+                    suffix: text.to_lowercase(),
+                },
+                _ => match regex::RegexBuilder::new(text)
+                    .case_insensitive(true)
+                    .build()
+                {
+                    Ok(regex) => Condition::Matches { attribute, regex },
+                    Err(e) => {
+                        return fail(format!(
+                            "`matches` is not a valid regular expression: {}",
+                            e.to_string().replace('\n', " ")
+                        ))
+                    }
+                },
+            });
+        }
+        let verb = [
+            "member_of",
+            "dn_contains",
+            "kind",
+            "disabled",
+            "all",
+            "any",
+            "not",
+        ]
+        .into_iter()
+        .find(|v| keys.contains(v));
+        let Some(verb) = verb else {
+            let found: Vec<&str> = keys.iter().copied().collect();
+            return fail(format!(
+                "unknown condition {{ {} }}; expected attribute (with equals/matches/starts_with/ends_with/present), member_of, dn_contains, kind, disabled, all, any or not",
+                found.join(", ")
+            ));
+        };
+        let allowed: &[&str] = if verb == "member_of" {
+            &["member_of", "transitive"]
+        } else {
+            std::slice::from_ref(&verb)
+        };
+        if let Some(extra) = only(allowed) {
+            return fail(format!(
+                "unknown key `{extra}` next to `{verb}` (one test per table; combine with all/any)"
+            ));
+        }
+        match verb {
+            "member_of" => {
+                let Some(group) = string("member_of").filter(|g| !g.trim().is_empty()) else {
+                    return fail("`member_of` must be a group's DN or name".into());
+                };
+                let transitive = match table.get("transitive") {
+                    None => false,
+                    Some(v) => match v.as_bool() {
+                        Some(b) => b,
+                        None => return fail("`transitive` must be true or false".into()),
+                    },
+                };
+                Some(Condition::MemberOf {
+                    group: group.trim().to_lowercase(),
+                    transitive,
+                })
+            }
+            "dn_contains" => match string("dn_contains") {
+                Some(part) if !part.trim().is_empty() => Some(Condition::DnContains(
+                    part.trim().to_lowercase().replace(", ", ","),
+                )),
+                _ => fail("`dn_contains` must be part of a DN such as \"OU=Contractors\"".into()),
+            },
+            "kind" => {
+                let names: Vec<&str> = match table.get("kind") {
+                    Some(toml::Value::String(s)) => vec![s.as_str()],
+                    Some(toml::Value::Array(a)) => {
+                        a.iter().filter_map(toml::Value::as_str).collect()
+                    }
+                    _ => vec![],
+                };
+                if names.is_empty() {
+                    return fail("`kind` must be a kind or a list of kinds".into());
+                }
+                let mut kinds = BTreeSet::new();
+                for n in names {
+                    if KINDS.contains(&n) {
+                        kinds.insert(n.to_owned());
+                    } else {
+                        problems.push(format!(
+                            "{path}: unknown kind {n:?}; expected one of {}",
+                            KINDS.join(", ")
+                        ));
+                    }
+                }
+                Some(Condition::Kind(kinds))
+            }
+            "disabled" => match table.get("disabled").and_then(toml::Value::as_bool) {
+                Some(d) => Some(Condition::Disabled(d)),
+                None => fail("`disabled` must be true or false".into()),
+            },
+            "not" => {
+                let inner = Condition::parse(&table["not"], &format!("{path}.not"), problems)?;
+                Some(Condition::Not(Box::new(inner)))
+            }
+            _ => {
+                let Some(list) = table[verb].as_array().filter(|l| !l.is_empty()) else {
+                    return fail(format!("`{verb}` must be a non-empty list of conditions"));
+                };
+                let parsed: Vec<Option<Condition>> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Condition::parse(c, &format!("{path}.{verb}[{i}]"), problems))
+                    .collect();
+                let parsed: Option<Vec<Condition>> = parsed.into_iter().collect();
+                let parsed = parsed?;
+                Some(if verb == "all" {
+                    Condition::All(parsed)
+                } else {
+                    Condition::Any(parsed)
+                })
+            }
+        }
+    }
+}
+
+pub fn valid_attribute(a: &str) -> bool {
+    !a.is_empty()
+        && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && a.as_bytes()[0].is_ascii_alphabetic()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Entry;
+
+    fn parse(text: &str) -> Result<Condition, Vec<String>> {
+        let v: toml::Value =
+            toml::from_str::<toml::Table>(&format!("c = {text}")).unwrap()["c"].clone();
+        let mut problems = Vec::new();
+        match Condition::parse(&v, "when", &mut problems) {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(problems),
+        }
+    }
+
+    fn recipient(dn: &str, classes: &[&str], attrs: &[(&str, &str)]) -> Recipient {
+        let mut e = Entry::new(dn);
+        for c in classes {
+            e.push("objectclass", c.as_bytes().to_vec());
+        }
+        for (k, v) in attrs {
+            e.push(k, v.as_bytes().to_vec());
+        }
+        let keep: BTreeSet<String> = ["department", "title", "extensionattribute1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Recipient::from_entry(&e, &keep)
+    }
+
+    fn anna() -> Recipient {
+        recipient(
+            "CN=Anna,OU=Sales, OU=Germany,DC=example,DC=com",
+            &["user"],
+            &[
+                ("department", "Sales"),
+                ("title", "Head of Sales"),
+                ("userAccountControl", "514"),
+                ("memberOf", "CN=Sales Team,OU=Groups,DC=example,DC=com"),
+            ],
+        )
+    }
+
+    fn check(text: &str, r: &Recipient, groups: &Groups) -> bool {
+        parse(text)
+            .unwrap_or_else(|p| panic!("{p:?}"))
+            .eval(r, groups)
+    }
+
+    #[test]
+    fn attribute_tests_are_case_insensitive() {
+        let (r, g) = (anna(), Groups::default());
+        assert!(check(
+            r#"{ attribute = "department", equals = "SALES" }"#,
+            &r,
+            &g
+        ));
+        assert!(!check(
+            r#"{ attribute = "department", equals = "Sale" }"#,
+            &r,
+            &g
+        ));
+        assert!(check(
+            r#"{ attribute = "Title", matches = "^head of" }"#,
+            &r,
+            &g
+        ));
+        assert!(check(
+            r#"{ attribute = "title", starts_with = "HEAD" }"#,
+            &r,
+            &g
+        ));
+        assert!(check(
+            r#"{ attribute = "title", ends_with = "sales" }"#,
+            &r,
+            &g
+        ));
+        assert!(check(
+            r#"{ attribute = "department", present = true }"#,
+            &r,
+            &g
+        ));
+        assert!(check(
+            r#"{ attribute = "extensionAttribute1", present = false }"#,
+            &r,
+            &g
+        ));
+    }
+
+    #[test]
+    fn membership_dn_kind_disabled_and_combinators() {
+        let r = anna();
+        let nested = recipient(
+            "CN=Sales Team,OU=Groups,DC=example,DC=com",
+            &["group"],
+            &[("memberOf", "CN=All Staff,DC=example,DC=com")],
+        );
+        let g = Groups::new([&nested].into_iter());
+        assert!(check(r#"{ member_of = "Sales Team" }"#, &r, &g));
+        assert!(check(
+            r#"{ member_of = "cn=sales team,ou=groups,dc=example,dc=com" }"#,
+            &r,
+            &g
+        ));
+        assert!(!check(r#"{ member_of = "All Staff" }"#, &r, &g));
+        assert!(check(
+            r#"{ member_of = "All Staff", transitive = true }"#,
+            &r,
+            &g
+        ));
+        assert!(check(r#"{ dn_contains = "OU=Sales,OU=Germany" }"#, &r, &g));
+        assert!(check(r#"{ kind = ["contact", "user"] }"#, &r, &g));
+        assert!(!check(r#"{ kind = "shared_mailbox" }"#, &r, &g));
+        assert!(check(r#"{ disabled = true }"#, &r, &g));
+        assert!(check(
+            r#"{ all = [{ disabled = true }, { kind = "user" }] }"#,
+            &r,
+            &g
+        ));
+        assert!(!check(
+            r#"{ all = [{ disabled = true }, { kind = "group" }] }"#,
+            &r,
+            &g
+        ));
+        assert!(check(
+            r#"{ any = [{ disabled = false }, { kind = "user" }] }"#,
+            &r,
+            &g
+        ));
+        assert!(check(r#"{ not = { kind = "group" } }"#, &r, &g));
+        let mut shared = anna();
+        shared.exchange_kind = Some("shared_mailbox".into());
+        assert!(check(r#"{ kind = "shared_mailbox" }"#, &shared, &g));
+    }
+
+    #[test]
+    fn cyclic_group_nesting_terminates() {
+        let a = recipient("CN=A", &["group"], &[("memberOf", "CN=B")]);
+        let b = recipient("CN=B", &["group"], &[("memberOf", "CN=A")]);
+        let g = Groups::new([&a, &b].into_iter());
+        let user = recipient("CN=U", &["user"], &[("memberOf", "CN=A")]);
+        assert!(check(
+            r#"{ member_of = "B", transitive = true }"#,
+            &user,
+            &g
+        ));
+    }
+
+    #[test]
+    fn bad_conditions_name_their_key_path() {
+        let e = |t: &str| parse(t).unwrap_err().join("; ");
+        assert!(e(r#"{ attribute = "title", matches = "(" }"#)
+            .starts_with("when: `matches` is not a valid regular expression"));
+        assert_eq!(
+            e(r#"{ kind = "mailbox" }"#),
+            format!(
+                "when: unknown kind \"mailbox\"; expected one of {}",
+                KINDS.join(", ")
+            )
+        );
+        assert!(e(r#"{ atribute = "title" }"#).starts_with("when: unknown condition { atribute }"));
+        assert_eq!(e(r#"{ attribute = "title" }"#), "when: with `attribute`, give exactly one of equals, matches, starts_with, ends_with, present");
+        assert_eq!(
+            e(r#"{ all = [{ disabled = "yes" }] }"#),
+            "when.all[0]: `disabled` must be true or false"
+        );
+        assert_eq!(e(r#"{ not = { kind = "user", disabled = true } }"#), "when.not: unknown key `disabled` next to `kind` (one test per table; combine with all/any)");
+        assert_eq!(e(r#""department""#), "when: expected a condition table such as { attribute = \"department\", equals = \"Sales\" }");
+    }
+}
