@@ -17,5 +17,22 @@ if [ ${#packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
 
+# PowerShell syntax check (no PowerShell on Linux): tree-sitter-pwsh in a private venv.
+venv=target/pwsh-check-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import tree_sitter_pwsh" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check tree-sitter==0.26.1 tree-sitter-pwsh==0.38.1
+fi
+"$venv/bin/python" scripts/check-powershell.py scripts/*.ps1
+# ... and the check must catch a broken script: a copy without its last closing brace.
+broken=$(mktemp --suffix=.ps1)
+trap 'rm -f "$broken"' EXIT
+tac scripts/Export-DirSyncExchangeData.ps1 | sed '0,/^}$/{/^}$/d}' | tac > "$broken"
+if "$venv/bin/python" scripts/check-powershell.py "$broken" >/dev/null; then
+    echo "the PowerShell syntax check did not catch a broken script" >&2
+    exit 1
+fi
+echo "PowerShell syntax check: a broken copy is refused, as it must be"
+
 cargo build --locked --all-targets
 cargo test --locked -- --test-threads="${DIRSYNC_TEST_THREADS:-4}"

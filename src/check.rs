@@ -52,7 +52,13 @@ pub fn check(config: &Config) -> Result<(), Failure> {
 }
 
 fn check_source(config: &Config) -> Result<String, Failure> {
-    let (built, stats) = run::build(config)?;
+    let prepared = run::prepare(config)?;
+    let config = &prepared.config;
+    let run::Build {
+        built,
+        stats,
+        exchange,
+    } = run::build(&prepared)?;
     let bytes = run::checked_render(config, &built.map)?;
     let kinds: Vec<String> = built
         .report
@@ -61,6 +67,9 @@ fn check_source(config: &Config) -> Result<String, Failure> {
         .map(|(k, n)| format!("{} {n}", k.name()))
         .collect();
     let mut text = String::new();
+    if let Some(m) = &exchange {
+        text.push_str(&format!("{}; ", run::summarize_exchange(m)));
+    }
     if let Some(cert) = &stats.server_certificate {
         text.push_str(&format!("TLS certificate: {cert}; bind succeeded; "));
     }

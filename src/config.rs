@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::exchange::{ExchangeConfig, ExchangeSource};
 use crate::mapfile::LineEnding;
 use crate::model::Domain;
 use crate::rules::spec::RulesConfig;
@@ -25,12 +26,13 @@ pub const EXAMPLE: &str = include_str!("../examples/dirsync.toml");
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     customer_id: Option<String>,
-    domains: Option<Vec<String>>,
+    domains: Option<RawDomains>,
     state_dir: Option<PathBuf>,
     archive_days: Option<i64>,
     source: Option<RawSource>,
     output: Option<RawOutput>,
     upload: Option<RawUpload>,
+    exchange: Option<RawExchange>,
     #[serde(default)]
     guard: RawGuard,
     // The rule sections, validated by `rules::spec` with their key paths.
@@ -39,6 +41,28 @@ struct RawConfig {
     profiles: Option<toml::Value>,
     signature: Option<toml::Value>,
     routing: Option<toml::Value>,
+}
+
+/// `domains = ["example.com", …]` or `domains = "exchange"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawDomains {
+    List(Vec<String>),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    script: Option<PathBuf>,
+    input: Option<PathBuf>,
+    interpreter: Option<PathBuf>,
+    parameters: Option<toml::Table>,
+    timeout_seconds: Option<i64>,
+    max_age_hours: Option<f64>,
+    fallback_max_age_hours: Option<f64>,
+    add_exchange_only: Option<bool>,
+    emit_group_owners: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,12 +140,16 @@ pub struct Config {
     pub file: PathBuf,
     pub customer_id: String,
     pub domains: BTreeSet<Domain>,
+    /// `domains = "exchange"`: the accepted domains come from the Exchange data at run time
+    /// (`domains` is empty until then).
+    pub domains_from_exchange: bool,
     pub state_dir: PathBuf,
     /// Days to keep copies of shipped files in `state_dir/archive` (0: none).
     pub archive_days: u32,
     pub source: SourceConfig,
     pub output: OutputConfig,
     pub upload: Option<UploadConfig>,
+    pub exchange: Option<ExchangeConfig>,
     pub guard: GuardConfig,
     pub rules: RulesConfig,
 }
@@ -239,8 +267,13 @@ impl Config {
                 path.display()
             ))
         })?;
-        let base = path.parent().unwrap_or(Path::new(""));
-        Config::parse(&text, path, base)
+        // Absolute, so a script or a scheduled task finds the files whatever its working folder.
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let base = match std::env::current_dir() {
+            Ok(cwd) if parent.is_relative() => cwd.join(parent),
+            _ => parent.to_owned(),
+        };
+        Config::parse(&text, path, &base)
     }
 
     /// Parses config text; relative paths are resolved against `base`.
@@ -362,7 +395,28 @@ impl Validator<'_> {
                 self.problem("customer_id", format!("{id:?} is not a customer number; expected letters and digits only, e.g. \"12345\""));
             }
         }
-        let domains = self.domains(raw.domains);
+        let domains_from_exchange =
+            matches!(&raw.domains, Some(RawDomains::Word(w)) if w == "exchange");
+        let domains = match raw.domains {
+            Some(RawDomains::Word(w)) if w == "exchange" => {
+                if raw.exchange.is_none() {
+                    self.problem("domains", "\"exchange\" takes the accepted domains from the Exchange data: configure [exchange]");
+                }
+                BTreeSet::new()
+            }
+            Some(RawDomains::Word(w)) => {
+                self.problem(
+                    "domains",
+                    format!(
+                        "{w:?}; expected a list such as [\"example.com\"] or the word \"exchange\""
+                    ),
+                );
+                BTreeSet::new()
+            }
+            Some(RawDomains::List(list)) => self.domains(Some(list)),
+            None => self.domains(None),
+        };
+        let exchange = raw.exchange.and_then(|e| self.exchange(e));
         let state_dir = self.path(raw.state_dir.unwrap_or_else(|| PathBuf::from("state")));
         let archive_days = match raw.archive_days {
             None => 0,
@@ -393,8 +447,8 @@ impl Validator<'_> {
             }
         };
         let upload = raw.upload.and_then(|u| self.upload(u));
-        let guard = self.guard(raw.guard, &domains);
-        let rules = RulesConfig::parse(
+        let guard = self.guard(raw.guard, &domains, domains_from_exchange);
+        let mut rules = RulesConfig::parse(
             raw.filter.as_ref(),
             raw.addresses.as_ref(),
             raw.profiles.as_ref(),
@@ -402,8 +456,14 @@ impl Validator<'_> {
             raw.routing.as_ref(),
             &mut self.problems,
         );
+        if exchange
+            .as_ref()
+            .is_some_and(|e: &(ExchangeConfig, bool)| e.1)
+        {
+            rules.group_owner_key = Some("owner".into());
+        }
         for (i, a) in rules.extra_addresses.iter().enumerate() {
-            if !domains.iter().any(|d| d.as_str() == a.domain()) {
+            if !domains_from_exchange && !domains.iter().any(|d| d.as_str() == a.domain()) {
                 self.problem(
                     &format!("addresses.extra[{i}]"),
                     format!("{a} is not in an accepted domain (`domains`)"),
@@ -419,8 +479,10 @@ impl Validator<'_> {
             source: source?,
             output: output?,
             upload,
+            exchange: exchange.map(|(e, _)| e),
             guard,
             rules,
+            domains_from_exchange,
         })
     }
 
@@ -794,7 +856,105 @@ impl Validator<'_> {
         })
     }
 
-    fn guard(&mut self, g: RawGuard, domains: &BTreeSet<Domain>) -> GuardConfig {
+    /// `[exchange]`; the flag is `emit_group_owners`.
+    fn exchange(&mut self, e: RawExchange) -> Option<(ExchangeConfig, bool)> {
+        let hours = |v: &mut Self, key: &str, value: Option<f64>, default: f64| -> Duration {
+            match value {
+                None => Duration::from_secs_f64(default * 3600.0),
+                Some(h) if h > 0.0 && h <= 24.0 * 365.0 => Duration::from_secs_f64(h * 3600.0),
+                Some(h) => {
+                    v.problem(key, format!("{h}; expected a number of hours above 0"));
+                    Duration::from_secs_f64(default * 3600.0)
+                }
+            }
+        };
+        let max_age = hours(self, "exchange.max_age_hours", e.max_age_hours, 4.0);
+        let fallback_max_age = e
+            .fallback_max_age_hours
+            .map(|h| hours(self, "exchange.fallback_max_age_hours", Some(h), 24.0));
+        let source = match (e.script, e.input) {
+            (Some(_), Some(_)) => {
+                self.problem("exchange.input", "set either script (dirsync runs it) or input (a file another task writes), not both");
+                None
+            }
+            (None, None) => {
+                self.problem("exchange.script", "missing; set script = \"scripts/Export-DirSyncExchangeData.ps1\" or input = \"exchange.json\"");
+                None
+            }
+            (None, Some(input)) => {
+                for (key, set) in [
+                    ("interpreter", e.interpreter.is_some()),
+                    ("parameters", e.parameters.is_some()),
+                    ("timeout_seconds", e.timeout_seconds.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            &format!("exchange.{key}"),
+                            "applies only to script; remove it",
+                        );
+                    }
+                }
+                Some(ExchangeSource::Input(self.path(input)))
+            }
+            (Some(script), None) => {
+                let mut parameters = Vec::new();
+                for (name, value) in e.parameters.unwrap_or_default() {
+                    let key = format!("exchange.parameters.{name}");
+                    if name.is_empty()
+                        || !name.bytes().all(|b| b.is_ascii_alphanumeric())
+                        || name.eq_ignore_ascii_case("OutputPath")
+                    {
+                        self.problem(&key, "expected a parameter name of the script (letters and digits; OutputPath is set by dirsync)");
+                        continue;
+                    }
+                    if name.to_ascii_lowercase().contains("password")
+                        && !name.to_ascii_lowercase().ends_with("file")
+                    {
+                        self.problem(&key, "secrets are never passed on the command line: use CertificatePasswordFile (a file only the service account can read)");
+                        continue;
+                    }
+                    match value {
+                        toml::Value::String(s) => parameters.push((name, s)),
+                        toml::Value::Integer(i) => parameters.push((name, i.to_string())),
+                        toml::Value::Boolean(true) => parameters.push((name, "$true".into())),
+                        toml::Value::Boolean(false) => parameters.push((name, "$false".into())),
+                        toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => {
+                            let joined: Vec<&str> =
+                                items.iter().filter_map(toml::Value::as_str).collect();
+                            parameters.push((name, joined.join(",")));
+                        }
+                        _ => self.problem(
+                            &key,
+                            "expected a string, a number, true/false or a list of strings",
+                        ),
+                    }
+                }
+                let timeout = self.seconds("exchange.timeout_seconds", e.timeout_seconds, 1800);
+                Some(ExchangeSource::Script {
+                    script: self.path(script),
+                    interpreter: e.interpreter,
+                    parameters,
+                    timeout,
+                })
+            }
+        };
+        Some((
+            ExchangeConfig {
+                source: source?,
+                max_age,
+                fallback_max_age,
+                add_exchange_only: e.add_exchange_only.unwrap_or(true),
+            },
+            e.emit_group_owners.unwrap_or(false),
+        ))
+    }
+
+    fn guard(
+        &mut self,
+        g: RawGuard,
+        domains: &BTreeSet<Domain>,
+        domains_from_exchange: bool,
+    ) -> GuardConfig {
         let max_removed = match g.max_removed {
             None => DEFAULT_MAX_REMOVED,
             Some(n) if n >= 0 => n as u64,
@@ -817,7 +977,7 @@ impl Validator<'_> {
         let mut allow_empty_domains = BTreeSet::new();
         for (i, d) in g.allow_empty_domains.unwrap_or_default().iter().enumerate() {
             match Domain::parse(d.trim()) {
-                Ok(domain) if domains.contains(&domain) => {
+                Ok(domain) if domains_from_exchange || domains.contains(&domain) => {
                     allow_empty_domains.insert(domain.as_str().to_owned());
                 }
                 Ok(_) => self.problem(
@@ -881,12 +1041,18 @@ path = "out/retarus.map"
             .map(|l| l.strip_prefix("#> ").unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
-        let c = Config::parse(&text, Path::new("examples/dirsync.toml"), Path::new("examples")).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::parse(
+            &text,
+            Path::new("examples/dirsync.toml"),
+            Path::new("examples"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.rules.filters.len(), 1);
         assert_eq!(c.rules.profiles.rules.len(), 2);
         assert_eq!(c.rules.signature.fields.len(), 3);
         assert_eq!(c.rules.routing.len(), 1);
         assert_eq!(c.rules.extra_addresses.len(), 2);
+        assert!(c.exchange.is_some());
     }
 
     #[test]

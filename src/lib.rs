@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod exchange;
 pub mod fsutil;
 pub mod glob;
 pub mod guard;

@@ -56,7 +56,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Check { config } => check::check(&load(&config)?),
         Command::Explain { config, address } => {
             let config = load(&config)?;
-            let (built, _) = run::build(&config)?;
+            let built = run::build(&run::prepare(&config)?)?.built;
             for line in built.explain(&address) {
                 println!("{line}");
             }

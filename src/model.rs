@@ -174,6 +174,8 @@ pub enum Origin {
     ProxyAlias,
     /// The `mail` attribute.
     Mail,
+    /// Exchange Online's EmailAddresses (the directory object lacked it).
+    Exchange,
 }
 
 impl Origin {
@@ -182,6 +184,7 @@ impl Origin {
             Origin::ProxyPrimary => "proxyAddresses (SMTP:, primary)",
             Origin::ProxyAlias => "proxyAddresses (smtp:, alias)",
             Origin::Mail => "mail",
+            Origin::Exchange => "Exchange Online's EmailAddresses (not in the directory)",
         }
     }
 }
@@ -218,6 +221,10 @@ pub struct Recipient {
     pub attrs: BTreeMap<String, Vec<String>>,
     /// Exchange's recipient type (`shared_mailbox`, …), when Exchange data is merged.
     pub exchange_kind: Option<String>,
+    /// `msDS-aadObjectId` (Entra DS), lower case: matches Exchange's ExternalDirectoryObjectId.
+    pub aad_object_id: Option<String>,
+    /// Owners of a Microsoft 365 group, from Exchange.
+    pub owners: Vec<Address>,
     /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
     pub extra_primaries: usize,
 }
@@ -326,6 +333,10 @@ impl Recipient {
                 .filter(|(_, values)| !values.is_empty())
                 .collect(),
             exchange_kind: None,
+            aad_object_id: entry
+                .first_text("msds-aadobjectid")
+                .map(|s| s.trim().to_lowercase()),
+            owners: Vec::new(),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::rules::{
 };
 use crate::source::{self, SourceStats};
 use crate::state::StateDir;
-use crate::upload;
+use crate::{exchange, upload};
 
 /// How many individual warnings of one kind are logged; the rest are counted.
 const WARN_LIMIT: usize = 20;
@@ -33,15 +33,65 @@ pub struct SyncOptions {
     pub force: bool,
 }
 
-/// Reads the source and builds the map (no output written).
-pub fn build(config: &Config) -> Result<(Built, SourceStats), Failure> {
+/// The configuration a run works with, and the Exchange data, obtained first.
+pub struct Prepared {
+    /// With `domains = "exchange"`, the accepted domains are filled in from the Exchange data.
+    pub config: Config,
+    pub exchange: Option<exchange::Obtained>,
+}
+
+/// Obtains the Exchange data (exit 5 on failure) and resolves the accepted domains.
+pub fn prepare(config: &Config) -> Result<Prepared, Failure> {
+    let mut config = config.clone();
+    let obtained = match &config.exchange {
+        None => None,
+        Some(ec) => {
+            let state = StateDir::new(&config.state_dir);
+            let o = exchange::obtain(ec, &state, SystemTime::now())
+                .context("nothing is shipped while the Exchange data is missing")
+                .or_exit(Exit::Exchange)?;
+            if config.domains_from_exchange {
+                config.domains = exchange::accepted_domains(&o.data).or_exit(Exit::Exchange)?;
+            }
+            Some(o)
+        }
+    };
+    Ok(Prepared {
+        config,
+        exchange: obtained,
+    })
+}
+
+/// What a build produced.
+pub struct Build {
+    pub built: Built,
+    pub stats: SourceStats,
+    pub exchange: Option<exchange::MergeReport>,
+}
+
+/// Reads the source, merges the Exchange data and builds the map (no output written).
+pub fn build(prepared: &Prepared) -> Result<Build, Failure> {
+    let config = &prepared.config;
     let mut builder = MapBuilder::new(&config.customer_id, &config.domains, &config.rules);
     let keep = config.rules.attributes();
     let stats = source::read(&config.source, &keep, &mut |entry| {
         builder.add(Recipient::from_entry(&entry, &keep))
     })
     .or_exit(Exit::Source)?;
-    Ok((builder.finish(), stats))
+    let merged = match (&prepared.exchange, &config.exchange) {
+        (Some(o), Some(ec)) => {
+            let mut report = exchange::merge(builder.recipients_mut(), &o.data, ec);
+            report.origin = o.origin.clone();
+            report.fallback = o.fallback.clone();
+            Some(report)
+        }
+        _ => None,
+    };
+    Ok(Build {
+        built: builder.finish(),
+        stats,
+        exchange: merged,
+    })
 }
 
 /// The JSON run report (`state_dir/last-run.json`).
@@ -61,6 +111,7 @@ pub struct RunReport {
     pub output: Option<OutputReport>,
     pub guard: Option<Verdict>,
     pub upload: Option<upload::Uploaded>,
+    pub exchange: Option<exchange::MergeReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +143,7 @@ pub fn sync(config: &Config, options: SyncOptions) -> Result<(), Failure> {
         output: None,
         guard: None,
         upload: None,
+        exchange: None,
     };
     let result = sync_steps(config, options, &state, &mut report);
     report.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -122,11 +174,21 @@ fn sync_steps(
     // Read the baseline first: a damaged one must stop the run before anything is written.
     let baseline = state.baseline().or_exit(Exit::Failure)?;
 
-    let (built, stats) = build(config)?;
+    let prepared = prepare(config)?;
+    let config = &prepared.config;
+    let Build {
+        built,
+        stats,
+        exchange: merged,
+    } = build(&prepared)?;
     eprint!("{}", summarize(&built.report, &stats));
+    if let Some(m) = &merged {
+        eprintln!("{}", summarize_exchange(m));
+    }
     log_findings(&built.report);
     report.source = Some(stats);
     report.build = Some(built.report.clone());
+    report.exchange = merged;
 
     let bytes = checked_render(config, &built.map)?;
     let path = &config.output.path;
@@ -199,6 +261,11 @@ fn sync_steps(
     state
         .store_baseline(bytes.as_bytes())
         .or_exit(Exit::Failure)?;
+    if let Some(o) = prepared.exchange.as_ref().filter(|o| o.fallback.is_none()) {
+        if let Err(e) = crate::fsutil::write_atomic(&state.path(exchange::LAST_GOOD), &o.bytes) {
+            tracing::warn!("cannot keep the Exchange data for a fallback: {e}");
+        }
+    }
     if config.archive_days > 0 {
         if let Err(e) = state.archive(bytes.as_bytes(), config.archive_days, SystemTime::now()) {
             tracing::warn!("{e:#}");
@@ -317,6 +384,27 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
             "signature values cleaned or shortened: {}",
             r.cleaned_values_total
         );
+    }
+    s
+}
+
+/// One line on what the Exchange data added.
+pub fn summarize_exchange(m: &exchange::MergeReport) -> String {
+    let added: Vec<String> = m.added.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let mut s = format!(
+        "Exchange data of {} from {}: {} objects matched by id, {} by address; added {}; {} addresses added to directory objects; {} groups with owners",
+        m.collected_at,
+        m.origin,
+        m.matched_by_object_id,
+        m.matched_by_address,
+        if added.is_empty() { "none".to_string() } else { added.join(", ") },
+        m.addresses_added,
+        m.groups_with_owners
+    );
+    if let Some(reason) = &m.fallback {
+        s.push_str(&format!(
+            "; FALLBACK to the last good data because: {reason}"
+        ));
     }
     s
 }

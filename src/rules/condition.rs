@@ -29,16 +29,37 @@ pub const KINDS: &[&str] = &[
     "mail_contact",
     "distribution_group",
     "mail_security_group",
+    "system_mailbox",
 ];
 
 #[derive(Debug, Clone)]
 pub enum Condition {
-    Equals { attribute: String, value: String },
-    Matches { attribute: String, regex: Regex },
-    StartsWith { attribute: String, prefix: String },
-    EndsWith { attribute: String, suffix: String },
-    Present { attribute: String, present: bool },
-    MemberOf { group: String, transitive: bool },
+    Equals {
+        attribute: String,
+        value: String,
+    },
+    Matches {
+        attribute: String,
+        regex: Regex,
+    },
+    StartsWith {
+        attribute: String,
+        prefix: String,
+    },
+    EndsWith {
+        attribute: String,
+        suffix: String,
+    },
+    Present {
+        attribute: String,
+        present: bool,
+    },
+    MemberOf {
+        group: String,
+        transitive: bool,
+    },
+    /// A Microsoft 365 group owned by this address (owners come from Exchange).
+    OwnedBy(String),
     DnContains(String),
     Kind(BTreeSet<String>),
     Disabled(bool),
@@ -131,6 +152,10 @@ impl Condition {
                     r.member_of.iter().any(|g| matches(g))
                 }
             }
+            Condition::OwnedBy(owner) => r
+                .owners
+                .iter()
+                .any(|o| crate::glob::matches(owner, o.as_str())),
             Condition::DnContains(part) => {
                 r.dn.to_lowercase()
                     .replace(", ", ",")
@@ -222,6 +247,7 @@ impl Condition {
         }
         let verb = [
             "member_of",
+            "owned_by",
             "dn_contains",
             "kind",
             "disabled",
@@ -234,7 +260,7 @@ impl Condition {
         let Some(verb) = verb else {
             let found: Vec<&str> = keys.iter().copied().collect();
             return fail(format!(
-                "unknown condition {{ {} }}; expected attribute (with equals/matches/starts_with/ends_with/present), member_of, dn_contains, kind, disabled, all, any or not",
+                "unknown condition {{ {} }}; expected attribute (with equals/matches/starts_with/ends_with/present), member_of, owned_by, dn_contains, kind, disabled, all, any or not",
                 found.join(", ")
             ));
         };
@@ -265,6 +291,14 @@ impl Condition {
                     transitive,
                 })
             }
+            "owned_by" => match string("owned_by") {
+                Some(owner) if owner.contains('@') => {
+                    Some(Condition::OwnedBy(owner.trim().to_lowercase()))
+                }
+                _ => {
+                    fail("`owned_by` must be an owner's address (wildcards * and ? allowed)".into())
+                }
+            },
             "dn_contains" => match string("dn_contains") {
                 Some(part) if !part.trim().is_empty() => Some(Condition::DnContains(
                     part.trim().to_lowercase().replace(", ", ","),

@@ -300,6 +300,18 @@ impl MapBuilder {
                         },
                     );
                 }
+                if let Some(key) = &rules.group_owner_key {
+                    for owner in &r.owners {
+                        map.insert(
+                            domain,
+                            Record::Ucfg {
+                                address: address.to_string(),
+                                key: key.clone(),
+                                value: owner.to_string(),
+                            },
+                        );
+                    }
+                }
             }
         }
 

@@ -20,6 +20,9 @@ pub struct RulesConfig {
     pub profiles: Profiles,
     pub signature: Signature,
     pub routing: Vec<ValueRule>,
+    /// With `exchange.emit_group_owners`: the UCFG key under which a Microsoft 365 group's
+    /// owners are written (`UCFG: group@… owner owner@…`).
+    pub group_owner_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]

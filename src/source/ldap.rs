@@ -32,6 +32,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "displayName",
     "member",
     "memberOf",
+    "msDS-aadObjectId",
 ];
 
 /// Connection attempts before the bind (the bind itself is never retried).

@@ -11,6 +11,7 @@ mod util;
 
 mod ad;
 mod cli;
+mod exchange;
 mod ldap;
 mod rules;
 mod sync_ldif;
