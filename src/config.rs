@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::exchange::{ExchangeConfig, ExchangeSource};
+use crate::logging::LogConfig;
 use crate::mapfile::LineEnding;
 use crate::model::Domain;
 use crate::rules::spec::RulesConfig;
@@ -29,6 +30,9 @@ struct RawConfig {
     domains: Option<RawDomains>,
     state_dir: Option<PathBuf>,
     archive_days: Option<i64>,
+    log_dir: Option<PathBuf>,
+    log_days: Option<i64>,
+    log_level: Option<String>,
     source: Option<RawSource>,
     output: Option<RawOutput>,
     upload: Option<RawUpload>,
@@ -77,6 +81,7 @@ struct RawSource {
     bind_dn: Option<String>,
     password_env: Option<String>,
     password_file: Option<PathBuf>,
+    password_credential: Option<String>,
     ca_file: Option<PathBuf>,
     tls_fingerprint_sha256: Option<String>,
     base_dn: Option<String>,
@@ -114,8 +119,10 @@ struct RawUpload {
     key_file: Option<PathBuf>,
     key_passphrase_env: Option<String>,
     key_passphrase_file: Option<PathBuf>,
+    key_passphrase_credential: Option<String>,
     password_env: Option<String>,
     password_file: Option<PathBuf>,
+    password_credential: Option<String>,
     known_hosts: Option<PathBuf>,
     host_key_sha256: Option<String>,
     remote_dir: Option<String>,
@@ -146,6 +153,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Days to keep copies of shipped files in `state_dir/archive` (0: none).
     pub archive_days: u32,
+    /// The log file, when `log_dir` is set.
+    pub log: Option<LogConfig>,
     pub source: SourceConfig,
     pub output: OutputConfig,
     pub upload: Option<UploadConfig>,
@@ -351,33 +360,50 @@ impl Validator<'_> {
         }
     }
 
-    /// Exactly one of `<prefix>_env` / `<prefix>_file`.
+    /// At most one of `<prefix>_env`, `<prefix>_file`, `<prefix>_credential`.
     fn secret(
         &mut self,
         section: &str,
         prefix: &str,
         env: Option<String>,
         file: Option<PathBuf>,
+        credential: Option<String>,
     ) -> Option<SecretSource> {
-        match (env, file) {
-            (Some(_), Some(_)) => {
-                self.problem(
-                    &format!("{section}.{prefix}_env"),
-                    format!("set either {prefix}_env or {prefix}_file, not both"),
-                );
-                None
-            }
-            (Some(e), None) if e.trim().is_empty() => {
+        let given = [env.is_some(), file.is_some(), credential.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if given > 1 {
+            self.problem(
+                &format!("{section}.{prefix}_env"),
+                format!("set one of {prefix}_env, {prefix}_file, {prefix}_credential, not several"),
+            );
+            return None;
+        }
+        if let Some(e) = env {
+            if e.trim().is_empty() {
                 self.problem(
                     &format!("{section}.{prefix}_env"),
                     "expected the name of an environment variable",
                 );
-                None
+                return None;
             }
-            (Some(e), None) => Some(SecretSource::Env(e)),
-            (None, Some(f)) => Some(SecretSource::File(self.path(f))),
-            (None, None) => None,
+            return Some(SecretSource::Env(e));
         }
+        if let Some(f) = file {
+            return Some(SecretSource::File(self.path(f)));
+        }
+        if let Some(c) = credential {
+            if c.trim().is_empty() {
+                self.problem(
+                    &format!("{section}.{prefix}_credential"),
+                    "expected a credential's target name, e.g. \"dirsync/ldap\"",
+                );
+                return None;
+            }
+            return Some(SecretSource::Credential(c));
+        }
+        None
     }
 
     fn config(&mut self, raw: RawConfig, file: &Path) -> Option<Config> {
@@ -395,6 +421,32 @@ impl Validator<'_> {
                 self.problem("customer_id", format!("{id:?} is not a customer number; expected letters and digits only, e.g. \"12345\""));
             }
         }
+        let log_days = match raw.log_days {
+            None => 30,
+            Some(d) if (1..=3650).contains(&d) => d as u32,
+            Some(d) => {
+                self.problem("log_days", format!("{d}; expected 1 to 3650"));
+                30
+            }
+        };
+        let log_level = match raw.log_level.as_deref().unwrap_or("info") {
+            "error" => tracing_subscriber::filter::LevelFilter::ERROR,
+            "warn" => tracing_subscriber::filter::LevelFilter::WARN,
+            "info" => tracing_subscriber::filter::LevelFilter::INFO,
+            "debug" => tracing_subscriber::filter::LevelFilter::DEBUG,
+            other => {
+                self.problem(
+                    "log_level",
+                    format!("{other:?}; expected \"error\", \"warn\", \"info\" or \"debug\""),
+                );
+                tracing_subscriber::filter::LevelFilter::INFO
+            }
+        };
+        let log = raw.log_dir.map(|d| LogConfig {
+            dir: self.path(d),
+            days: log_days,
+            level: log_level,
+        });
         let domains_from_exchange =
             matches!(&raw.domains, Some(RawDomains::Word(w)) if w == "exchange");
         let domains = match raw.domains {
@@ -476,6 +528,7 @@ impl Validator<'_> {
             domains,
             state_dir,
             archive_days,
+            log,
             source: source?,
             output: output?,
             upload,
@@ -523,6 +576,7 @@ impl Validator<'_> {
                     ("bind_dn", s.bind_dn.is_some()),
                     ("password_env", s.password_env.is_some()),
                     ("password_file", s.password_file.is_some()),
+                    ("password_credential", s.password_credential.is_some()),
                     ("ca_file", s.ca_file.is_some()),
                     ("tls_fingerprint_sha256", s.tls_fingerprint_sha256.is_some()),
                     ("base_dn", s.base_dn.is_some()),
@@ -599,7 +653,13 @@ impl Validator<'_> {
             s.bind_dn,
             "the bind account's DN or UPN, e.g. \"svc-dirsync@example.com\"",
         );
-        let password = self.secret("source", "password", s.password_env, s.password_file);
+        let password = self.secret(
+            "source",
+            "password",
+            s.password_env,
+            s.password_file,
+            s.password_credential,
+        );
         if password.is_none()
             && !self
                 .problems
@@ -608,7 +668,7 @@ impl Validator<'_> {
         {
             self.problem(
                 "source.password_env",
-                "missing; set password_env (an environment variable name) or password_file",
+                "missing; set password_env (an environment variable name), password_file or password_credential (Windows Credential Manager)",
             );
         }
         let fingerprint = s.tls_fingerprint_sha256.and_then(|f| {
@@ -761,12 +821,19 @@ impl Validator<'_> {
             u.user,
             "the SFTP user name from Retarus onboarding",
         );
-        let password = self.secret("upload", "password", u.password_env, u.password_file);
+        let password = self.secret(
+            "upload",
+            "password",
+            u.password_env,
+            u.password_file,
+            u.password_credential,
+        );
         let passphrase = self.secret(
             "upload",
             "key_passphrase",
             u.key_passphrase_env,
             u.key_passphrase_file,
+            u.key_passphrase_credential,
         );
         let auth = match (u.key_file, password) {
             (Some(_), Some(_)) => {
@@ -792,7 +859,7 @@ impl Validator<'_> {
             (None, None) => {
                 self.problem(
                     "upload.key_file",
-                    "missing; set key_file (a private key) or password_env/password_file",
+                    "missing; set key_file (a private key) or password_env / password_file / password_credential",
                 );
                 None
             }

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod fsutil;
 pub mod glob;
 pub mod guard;
+pub mod logging;
 pub mod mapfile;
 pub mod model;
 pub mod rules;

@@ -10,52 +10,55 @@ use clap::Parser as _;
 use dirsync::cli::{Cli, Command};
 use dirsync::config::{self, Config};
 use dirsync::error::{fail, Exit, Failure, OrExit};
+use dirsync::logging::{self, Event};
 use dirsync::{check, fsutil, mapfile, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
-    match dispatch(cli.command) {
+    match dispatch(cli.command, cli.verbose) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("dirsync: error: {f}");
+            let line = format!("dirsync: error: {f}");
+            eprintln!("{line}");
+            tracing::error!(target: logging::SUMMARY, "{line} (exit {})", f.exit.code());
+            let kind = if f.exit == Exit::Guard {
+                Event::Warning
+            } else {
+                Event::Error
+            };
+            logging::event_log(kind, &line);
             ExitCode::from(f.exit.code())
         }
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG").unwrap_or_else(|_| {
-        // rustls-platform-verifier logs each refused certificate; dirsync's own message
-        // says more, once.
-        tracing_subscriber::EnvFilter::new(format!("{default},rustls_platform_verifier=off"))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+/// Loads the config and starts logging with its log file.
+fn load(path: &Path, verbose: u8) -> Result<Config, Failure> {
+    match Config::load(path) {
+        Ok(c) => {
+            logging::init(verbose, c.log.as_ref());
+            Ok(c)
+        }
+        Err(e) => {
+            logging::init(verbose, None);
+            Err(fail(Exit::Usage, e.into()))
+        }
+    }
 }
 
-fn load(path: &Path) -> Result<Config, Failure> {
-    Config::load(path).or_exit(Exit::Usage)
-}
-
-fn dispatch(command: Command) -> Result<(), Failure> {
+fn dispatch(command: Command, verbose: u8) -> Result<(), Failure> {
     match command {
         Command::Sync {
             config,
             dry_run,
             force,
-        } => run::sync(&load(&config)?, run::SyncOptions { dry_run, force }),
-        Command::Check { config } => check::check(&load(&config)?),
+        } => run::sync(
+            &load(&config, verbose)?,
+            run::SyncOptions { dry_run, force },
+        ),
+        Command::Check { config } => check::check(&load(&config, verbose)?),
         Command::Explain { config, address } => {
-            let config = load(&config)?;
+            let config = load(&config, verbose)?;
             let built = run::build(&run::prepare(&config)?)?.built;
             for line in built.explain(&address) {
                 println!("{line}");
@@ -63,6 +66,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Diff { old, new, summary } => {
+            logging::init(verbose, None);
             let read = |p: &Path| -> Result<mapfile::MapFile, Failure> {
                 let file = std::fs::File::open(p)
                     .with_context(|| format!("cannot open {}", p.display()))
@@ -85,6 +89,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Init { path, force } => {
+            logging::init(verbose, None);
             if path.exists() && !force {
                 return Err(fail(
                     Exit::Usage,

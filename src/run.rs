@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::{fail, Exit, Failure, OrExit};
 use crate::fsutil::write_atomic;
 use crate::guard::{self, Verdict};
+use crate::logging::say;
 use crate::mapfile::{self, MapDiff, MapFile};
 use crate::model::Recipient;
 use crate::rules::{
@@ -181,9 +182,9 @@ fn sync_steps(
         stats,
         exchange: merged,
     } = build(&prepared)?;
-    eprint!("{}", summarize(&built.report, &stats));
+    say(summarize(&built.report, &stats).trim_end());
     if let Some(m) = &merged {
-        eprintln!("{}", summarize_exchange(m));
+        say(&summarize_exchange(m));
     }
     log_findings(&built.report);
     report.source = Some(stats);
@@ -201,19 +202,22 @@ fn sync_steps(
         })
         .or_exit(Exit::Failure)?;
     report.output = Some(output_report(config, &built.map, &bytes));
-    eprintln!(
+    say(&format!(
         "MAP file written: {} ({} addresses)",
         path.display(),
         built.map.dir_count()
-    );
+    ));
 
     let verdict = guard::evaluate(baseline.as_ref(), &built.map, &config.guard);
-    eprintln!("{}", verdict.describe());
+    say(&verdict.describe());
     report.guard = Some(verdict.clone());
     if let Some(old) = &baseline {
         let diff = MapDiff::between(old, &built.map);
         if !diff.is_empty() {
-            eprint!("changes since the last upload:\n{}", diff.summary());
+            say(&format!(
+                "changes since the last upload:\n{}",
+                diff.summary().trim_end()
+            ));
         }
     }
     if !verdict.passes() {
@@ -232,7 +236,7 @@ fn sync_steps(
     }
 
     if options.dry_run {
-        eprintln!("dry run: nothing uploaded, state unchanged");
+        say("dry run: nothing uploaded, state unchanged");
         return Ok("dry run".into());
     }
     let outcome = match &config.upload {
@@ -245,14 +249,14 @@ fn sync_steps(
             )
             .context("nothing was recorded; the next run uploads again")
             .or_exit(Exit::Upload)?;
-            eprintln!(
+            say(&format!(
                 "uploaded {} bytes to {}:{}{} (host key {})",
                 uploaded.bytes,
                 upload_config.host,
                 upload_config.port,
                 uploaded.remote_path,
                 uploaded.host_key
-            );
+            ));
             report.upload = Some(uploaded);
             "uploaded"
         }
@@ -272,10 +276,10 @@ fn sync_steps(
         }
     }
     if config.upload.is_none() {
-        eprintln!(
+        say(&format!(
             "local-only mode (no [upload]): state recorded in {}",
             config.state_dir.display()
-        );
+        ));
     }
     Ok(outcome.into())
 }

@@ -13,6 +13,7 @@ mod ad;
 mod cli;
 mod exchange;
 mod ldap;
+mod ops;
 mod rules;
 mod sync_ldif;
 mod upload;
