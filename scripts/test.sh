@@ -36,3 +36,9 @@ echo "PowerShell syntax check: a broken copy is refused, as it must be"
 
 cargo build --locked --all-targets
 cargo test --locked -- --test-threads="${DIRSYNC_TEST_THREADS:-4}"
+
+# The Windows build under Wine (about 5 minutes the first time: OpenSSL for mingw).
+# DIRSYNC_SKIP_WINDOWS=1 skips it for a quick local run; CI always runs it.
+if [ "${DIRSYNC_SKIP_WINDOWS:-0}" != 1 ]; then
+    scripts/windows-smoke.sh
+fi

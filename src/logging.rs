@@ -88,6 +88,7 @@ pub fn init(verbose: u8, file: Option<&LogConfig>) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},rustls_platform_verifier=off")));
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(filter_fn(|m| m.target() != SUMMARY))
         .with_filter(stderr_filter);
