@@ -1115,9 +1115,9 @@ path = "out/retarus.map"
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.rules.filters.len(), 1);
-        assert_eq!(c.rules.profiles.rules.len(), 2);
+        assert_eq!(c.rules.profiles.rules.len(), 3);
         assert_eq!(c.rules.signature.fields.len(), 3);
-        assert_eq!(c.rules.routing.len(), 1);
+        assert_eq!(c.rules.routing.len(), 2);
         assert_eq!(c.rules.extra_addresses.len(), 2);
         assert!(c.exchange.is_some());
     }

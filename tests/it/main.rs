@@ -11,6 +11,7 @@ mod util;
 
 mod ad;
 mod cli;
+mod docs;
 mod exchange;
 mod ldap;
 mod ops;
