@@ -58,7 +58,7 @@ fn check_source(config: &Config) -> Result<String, Failure> {
         built,
         stats,
         exchange,
-    } = run::build(&prepared)?;
+    } = run::build(&prepared, true)?;
     let bytes = run::checked_render(config, &built.map)?;
     let kinds: Vec<String> = built
         .report

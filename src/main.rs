@@ -59,7 +59,7 @@ fn dispatch(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Check { config } => check::check(&load(&config, verbose)?),
         Command::Explain { config, address } => {
             let config = load(&config, verbose)?;
-            let built = run::build(&run::prepare(&config)?)?.built;
+            let built = run::build(&run::prepare(&config)?, true)?.built;
             for line in built.explain(&address) {
                 println!("{line}");
             }

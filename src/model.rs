@@ -234,8 +234,8 @@ impl Recipient {
     /// `SMTP:` proxy address, else `mail`; `smtp:` values are aliases; other proxy types
     /// (`X500:`, `SIP:`, `SPO:` …) are ignored. A `mail` value that differs from the primary is
     /// kept as an alias: a missing address bounces mail, an extra one does not.
-    /// `keep` names the attributes (lower case) the rules need; their text values are kept.
-    pub fn from_entry(entry: &Entry, keep: &BTreeSet<String>) -> Recipient {
+    /// `keep` says what to keep beyond the addresses (see [`Keep`]).
+    pub fn from_entry(entry: &Entry, keep: &Keep) -> Recipient {
         let kind = ObjectKind::from_object_classes(entry.texts("objectclass"));
         let disabled = entry
             .first_text("useraccountcontrol")
@@ -316,20 +316,20 @@ impl Recipient {
             primary_origin,
             rejected,
             extra_primaries,
-            object_guid: entry
-                .values("objectguid")
-                .first()
-                .and_then(|v| guid_text(v)),
-            member_of: entry.texts("memberof").map(str::to_owned).collect(),
-            members: entry.values("member").len(),
+            object_guid: keep
+                .details
+                .then(|| entry.values("objectguid").first().and_then(|v| guid_text(v)))
+                .flatten(),
+            member_of: if keep.member_of {
+                entry.texts("memberof").map(str::to_owned).collect()
+            } else {
+                Vec::new()
+            },
+            members: if keep.details { entry.values("member").len() } else { 0 },
             attrs: keep
+                .attrs
                 .iter()
-                .map(|name| {
-                    (
-                        name.clone(),
-                        entry.texts(name).map(str::to_owned).collect::<Vec<_>>(),
-                    )
-                })
+                .map(|name| (name.clone(), entry.texts(name).map(str::to_owned).collect::<Vec<_>>()))
                 .filter(|(_, values)| !values.is_empty())
                 .collect(),
             exchange_kind: None,
@@ -346,6 +346,44 @@ impl Recipient {
             .iter()
             .map(|p| (p, self.primary_origin))
             .chain(self.aliases.iter().map(|(a, o)| (a, *o)))
+    }
+}
+
+/// What to keep of each entry beyond its addresses: memory goes to what is used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keep {
+    /// Attributes the rules read (lower case); their text values go to [`Recipient::attrs`].
+    pub attrs: BTreeSet<String>,
+    /// `memberOf`: for rules on group membership, and `explain`.
+    pub member_of: bool,
+    /// objectGUID, the member count of groups, the display name: for `explain` and `check`.
+    pub details: bool,
+}
+
+impl Keep {
+    /// Everything (for `explain`).
+    pub fn all(attrs: BTreeSet<String>) -> Keep {
+        Keep { attrs, member_of: true, details: true }
+    }
+
+    /// The attributes to request from an LDAP server, by name.
+    pub fn request(&self, exchange: bool) -> Vec<String> {
+        let mut out: Vec<String> = ["objectClass", "proxyAddresses", "mail", "userAccountControl"].iter().map(|s| s.to_string()).collect();
+        if exchange {
+            out.push("msDS-aadObjectId".into());
+        }
+        if self.member_of {
+            out.push("memberOf".into());
+        }
+        if self.details {
+            out.extend(["objectGUID", "member", "displayName"].iter().map(|s| s.to_string()));
+        }
+        for a in &self.attrs {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
+                out.push(a.clone());
+            }
+        }
+        out
     }
 }
 
@@ -375,7 +413,7 @@ mod tests {
 
     impl Recipient {
         fn from_entry_all(entry: &Entry) -> Recipient {
-            Recipient::from_entry(entry, &BTreeSet::new())
+            Recipient::from_entry(entry, &Keep::all(BTreeSet::new()))
         }
     }
 

@@ -17,7 +17,7 @@ use crate::fsutil::write_atomic;
 use crate::guard::{self, Verdict};
 use crate::logging::say;
 use crate::mapfile::{self, MapDiff, MapFile};
-use crate::model::Recipient;
+use crate::model::{Keep, Recipient};
 use crate::rules::{
     BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_EXCLUDED, DROP_FOREIGN, DROP_INVALID,
 };
@@ -71,11 +71,17 @@ pub struct Build {
 }
 
 /// Reads the source, merges the Exchange data and builds the map (no output written).
-pub fn build(prepared: &Prepared) -> Result<Build, Failure> {
+/// `details`: also read what only `explain` and `check` show (objectGUID, memberOf, members).
+pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
     let config = &prepared.config;
     let mut builder = MapBuilder::new(&config.customer_id, &config.domains, &config.rules);
-    let keep = config.rules.attributes();
-    let stats = source::read(&config.source, &keep, &mut |entry| {
+    let keep = Keep {
+        attrs: config.rules.attributes(),
+        member_of: details || config.rules.uses_membership(),
+        details,
+    };
+    let request = keep.request(config.exchange.is_some());
+    let stats = source::read(&config.source, &request, &mut |entry| {
         builder.add(Recipient::from_entry(&entry, &keep))
     })
     .or_exit(Exit::Source)?;
@@ -181,7 +187,7 @@ fn sync_steps(
         built,
         stats,
         exchange: merged,
-    } = build(&prepared)?;
+    } = build(&prepared, false)?;
     say(summarize(&built.report, &stats).trim_end());
     if let Some(m) = &merged {
         say(&summarize_exchange(m));

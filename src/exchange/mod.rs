@@ -324,7 +324,7 @@ fn ex_recipient(ex: &data::ExRecipient) -> Recipient {
     for e in &ex.email_addresses {
         entry.push("proxyaddresses", e.as_bytes().to_vec());
     }
-    let mut r = Recipient::from_entry(&entry, &BTreeSet::new());
+    let mut r = Recipient::from_entry(&entry, &crate::model::Keep::default());
     r.exchange_kind = Some(ex.kind.clone());
     r.aad_object_id = ex.external_directory_object_id.clone();
     if let Some(name) = &ex.display_name {
@@ -346,7 +346,7 @@ mod tests {
         for p in proxies {
             e.push("proxyaddresses", p.as_bytes().to_vec());
         }
-        Recipient::from_entry(&e, &BTreeSet::new())
+        Recipient::from_entry(&e, &crate::model::Keep::all(BTreeSet::new()))
     }
 
     fn config() -> ExchangeConfig {

@@ -128,6 +128,16 @@ impl Condition {
         }
     }
 
+    /// Whether the condition asks about group membership (then memberOf must be read).
+    pub fn uses_membership(&self) -> bool {
+        match self {
+            Condition::MemberOf { .. } => true,
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().any(Condition::uses_membership),
+            Condition::Not(c) => c.uses_membership(),
+            _ => false,
+        }
+    }
+
     pub fn eval(&self, r: &Recipient, groups: &Groups) -> bool {
         let values = |a: &str| r.attrs.get(a).map(Vec::as_slice).unwrap_or(&[]);
         match self {
@@ -391,7 +401,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        Recipient::from_entry(&e, &keep)
+        Recipient::from_entry(&e, &crate::model::Keep::all(keep))
     }
 
     fn anna() -> Recipient {

@@ -661,7 +661,7 @@ mod tests {
         for p in proxies {
             e.push("proxyaddresses", p.as_bytes().to_vec());
         }
-        Recipient::from_entry(&e, &BTreeSet::new())
+        Recipient::from_entry(&e, &crate::model::Keep::all(BTreeSet::new()))
     }
 
     fn accepted() -> BTreeSet<Domain> {
@@ -808,7 +808,7 @@ mod tests {
         for (k, v) in attrs {
             e.push(k, v.as_bytes().to_vec());
         }
-        Recipient::from_entry(&e, &rules.attributes())
+        Recipient::from_entry(&e, &crate::model::Keep::all(rules.attributes()))
     }
 
     fn build_with(rules: &RulesConfig, recipients: Vec<Recipient>) -> Vec<String> {

@@ -32,10 +32,10 @@ pub struct SourceStats {
 
 /// Reads every entry of the configured source into `sink`. Any error ends the read: the
 /// caller must then ship nothing, because what was read is incomplete.
-/// `attributes` names what the rules read, in addition to what the model always needs.
+/// `attributes` names what to request from an LDAP server (an LDIF export has what it has).
 pub fn read(
     config: &SourceConfig,
-    attributes: &std::collections::BTreeSet<String>,
+    attributes: &[String],
     sink: &mut dyn FnMut(Entry),
 ) -> anyhow::Result<SourceStats> {
     match config {
