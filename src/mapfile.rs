@@ -47,33 +47,25 @@ impl Record {
         }
     }
 
-    /// The record's values in file order.
-    pub fn values(&self) -> Vec<&str> {
+    /// The record's values in file order (no allocation: this runs for every record).
+    pub fn values(&self) -> Fields<'_> {
         match self {
-            Record::Dir(a) => vec![a],
-            Record::Map { alias, primary } => vec![alias, primary],
-            Record::Profile { address, profile } => vec![address, profile],
-            Record::Ucfg {
-                address,
-                key,
-                value,
-            } => vec![address, key, value],
-            Record::P13n {
-                address,
-                field,
-                value,
-            } => vec![address, field, value],
+            Record::Dir(a) => Fields::new([a, "", ""], 1),
+            Record::Map { alias, primary } => Fields::new([alias, primary, ""], 2),
+            Record::Profile { address, profile } => Fields::new([address, profile, ""], 2),
+            Record::Ucfg { address, key, value } => Fields::new([address, key, value], 3),
+            Record::P13n { address, field, value } => Fields::new([address, field, value], 3),
         }
     }
 
     /// The addresses the record refers to (each needs a `DIR:` line).
-    pub fn addresses(&self) -> Vec<&str> {
+    pub fn addresses(&self) -> Fields<'_> {
         match self {
-            Record::Dir(a) => vec![a],
-            Record::Map { alias, primary } => vec![alias, primary],
-            Record::Profile { address, .. }
-            | Record::Ucfg { address, .. }
-            | Record::P13n { address, .. } => vec![address],
+            Record::Dir(a) => Fields::new([a, "", ""], 1),
+            Record::Map { alias, primary } => Fields::new([alias, primary, ""], 2),
+            Record::Profile { address, .. } | Record::Ucfg { address, .. } | Record::P13n { address, .. } => {
+                Fields::new([address, "", ""], 1)
+            }
         }
     }
 
@@ -126,6 +118,109 @@ impl Record {
     }
 }
 
+/// Up to three fields of a record, as a slice.
+pub struct Fields<'a> {
+    items: [&'a str; 3],
+    len: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn new(items: [&'a str; 3], len: usize) -> Self {
+        Fields { items, len }
+    }
+}
+
+impl<'a> std::ops::Deref for Fields<'a> {
+    type Target = [&'a str];
+    fn deref(&self) -> &[&'a str] {
+        &self.items[..self.len]
+    }
+}
+
+/// The records of one domain: sorted (the order of the file) and without repeats. A sorted
+/// vector rather than a tree: a large map is built once and read in order, and this is about
+/// half the memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Block(Vec<Record>);
+
+impl Block {
+    /// From records in any order; repeats are dropped.
+    pub fn from_records(mut records: Vec<Record>) -> Block {
+        records.sort();
+        records.dedup();
+        records.shrink_to_fit();
+        Block(records)
+    }
+
+    /// Adds a record; false if it was there already. Cheap when records come in order.
+    pub fn insert(&mut self, record: Record) -> bool {
+        if self.0.last().is_some_and(|last| *last < record) {
+            self.0.push(record);
+            return true;
+        }
+        match self.0.binary_search(&record) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, record);
+                true
+            }
+        }
+    }
+
+    pub fn remove(&mut self, record: &Record) -> bool {
+        match self.0.binary_search(record) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn contains(&self, record: &Record) -> bool {
+        self.0.binary_search(record).is_ok()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Record> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records in `self` and not in `other` (both sorted: one merge pass).
+    pub fn minus<'a>(&'a self, other: &'a Block) -> Vec<Record> {
+        let (mut i, mut j, mut out) = (0, 0, Vec::new());
+        while i < self.0.len() {
+            match other.0.get(j).map(|o| self.0[i].cmp(o)) {
+                Some(std::cmp::Ordering::Greater) => j += 1,
+                Some(std::cmp::Ordering::Equal) => {
+                    i += 1;
+                    j += 1;
+                }
+                _ => {
+                    out.push(self.0[i].clone());
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+impl<'a> IntoIterator for &'a Block {
+    type Item = &'a Record;
+    type IntoIter = std::slice::Iter<'a, Record>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// Line ending of the written file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LineEnding {
@@ -147,7 +242,7 @@ impl LineEnding {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MapFile {
     pub customer_id: String,
-    pub domains: BTreeMap<String, BTreeSet<Record>>,
+    pub domains: BTreeMap<String, Block>,
 }
 
 impl MapFile {
@@ -231,22 +326,23 @@ impl MapFile {
                 self.customer_id
             ));
         }
-        let all_dirs: BTreeSet<&str> = self
+        // The DIR addresses of each domain, sorted (the records are): binary search, no hashing.
+        let dirs_of: BTreeMap<&str, Vec<&str>> = self
             .domains
-            .values()
-            .flatten()
-            .filter_map(|r| match r {
-                Record::Dir(a) => Some(a.as_str()),
-                _ => None,
-            })
+            .iter()
+            .map(|(d, _)| (d.as_str(), self.dir_addresses(d).collect()))
             .collect();
+        let has_dir = |address: &str| {
+            let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+            dirs_of.get(domain).is_some_and(|dirs| dirs.binary_search(&address).is_ok())
+        };
         for (domain, records) in &self.domains {
             if !accepted.contains(domain) {
                 problems.push(format!("domain {domain} is not an accepted domain"));
             }
             let mut dirs = 0;
             for record in records {
-                for value in record.values() {
+                for value in record.values().iter() {
                     if !valid_value(value) {
                         problems.push(format!(
                             "{domain}: {} value {value:?} contains a control character or \
@@ -261,8 +357,11 @@ impl MapFile {
                         problems.push(format!("{domain}: DIR: {a} is not in domain {domain}"));
                     }
                 }
-                for address in record.addresses() {
-                    if !all_dirs.contains(address) {
+                if matches!(record, Record::Dir(_)) {
+                    continue;
+                }
+                for address in record.addresses().iter() {
+                    if !has_dir(address) {
                         problems.push(format!(
                             "{domain}: {} refers to {address}, which has no DIR: line",
                             record.tag()
@@ -333,6 +432,64 @@ pub enum MapError {
     Io(#[from] std::io::Error),
 }
 
+/// One data line, split: `customer|domain TAB tag TAB values…`.
+struct Line<'a> {
+    customer: &'a str,
+    domain: &'a str,
+    tag: &'a str,
+    values: Vec<&'a str>,
+}
+
+fn split_line(line: &str) -> Result<Line<'_>, String> {
+    let mut fields = line.split('\t');
+    let prefix = fields.next().unwrap_or_default();
+    let (customer, domain) = prefix
+        .split_once('|')
+        .ok_or("expected \"customer|domain\" before the first TAB")?;
+    let tag = fields.next().ok_or("no record type after the domain")?;
+    Ok(Line { customer, domain, tag, values: fields.collect() })
+}
+
+impl MapFile {
+    /// The round-trip check: `text` (as rendered) parses back into exactly these records, in
+    /// order, ending with the end marker. Streams over the text: no second copy of the map.
+    pub fn check_round_trip(&self, text: &str) -> Result<(), String> {
+        let mut expected = self
+            .domains
+            .iter()
+            .flat_map(|(d, records)| std::iter::once((d, None)).chain(records.iter().map(move |r| (d, Some(r)))));
+        let mut lines = text.split_terminator('\n').enumerate();
+        for (i, raw) in lines.by_ref() {
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            let at = |m: String| format!("line {}: {m}", i + 1);
+            if line == END_MARKER {
+                if expected.next().is_some() {
+                    return Err(at("the end marker comes before the last record".into()));
+                }
+                break;
+            }
+            let Line { customer, domain, tag, values } = split_line(line).map_err(|m| at(m.into()))?;
+            let Some((want_domain, want)) = expected.next() else {
+                return Err(at("a line after the last record".into()));
+            };
+            let same = customer == self.customer_id
+                && domain == want_domain.as_str()
+                && match want {
+                    None => tag == "DOMAIN:" && values == [domain],
+                    Some(r) => tag == r.tag() && values.as_slice() == &*r.values(),
+                };
+            if !same {
+                return Err(at(format!("{line:?} does not parse back into the record it was written from")));
+            }
+        }
+        match lines.next() {
+            None if text.ends_with('\n') && text.trim_end().ends_with(END_MARKER) => Ok(()),
+            None => Err("the text does not end with the end marker".into()),
+            Some((i, _)) => Err(format!("line {}: text after the end marker", i + 1)),
+        }
+    }
+}
+
 /// Parses a MAP file (CRLF or LF). Strict: a file that does not end with `++++`, a line that
 /// is not `customer|domain TAB TAG: TAB values`, a record before its `DOMAIN:` line, a second
 /// `DOMAIN:` or a repeated record is an error with its line number.
@@ -361,15 +518,7 @@ pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
             ended = true;
             continue;
         }
-        let mut fields = line.split('\t');
-        let prefix = fields.next().unwrap_or_default();
-        let (customer, domain) = prefix
-            .split_once('|')
-            .ok_or_else(|| err("expected \"customer|domain\" before the first TAB".into()))?;
-        let tag = fields
-            .next()
-            .ok_or_else(|| err("no record type after the domain".into()))?;
-        let values: Vec<&str> = fields.collect();
+        let Line { customer, domain, tag, values } = split_line(&line).map_err(err)?;
         let map = map.get_or_insert_with(|| MapFile::new(customer));
         if map.customer_id != customer {
             return Err(err(format!(
@@ -436,21 +585,21 @@ impl DomainDiff {
 
 impl MapDiff {
     pub fn between(old: &MapFile, new: &MapFile) -> MapDiff {
-        let empty = BTreeSet::new();
+        let empty = Block::default();
         let names: BTreeSet<&String> = old.domains.keys().chain(new.domains.keys()).collect();
         let mut domains = BTreeMap::new();
         for name in names {
             let before = old.domains.get(name).unwrap_or(&empty);
             let after = new.domains.get(name).unwrap_or(&empty);
             let count =
-                |s: &BTreeSet<Record>| s.iter().filter(|r| matches!(r, Record::Dir(_))).count();
+                |s: &Block| s.iter().filter(|r| matches!(r, Record::Dir(_))).count();
             domains.insert(
                 name.clone(),
                 DomainDiff {
                     old_dirs: count(before),
                     new_dirs: count(after),
-                    added: after.difference(before).cloned().collect(),
-                    removed: before.difference(after).cloned().collect(),
+                    added: after.minus(before),
+                    removed: before.minus(after),
                 },
             );
         }
@@ -574,7 +723,23 @@ mod tests {
         for eol in [LineEnding::Crlf, LineEnding::Lf] {
             let text = sample().render(eol);
             assert_eq!(parse(text.as_bytes()).unwrap(), sample());
+            assert_eq!(sample().check_round_trip(&text), Ok(()));
         }
+    }
+
+    #[test]
+    fn the_round_trip_check_catches_what_would_break_a_line() {
+        let mut m = sample();
+        m.insert("example.com", Record::Profile { address: "info@example.com".into(), profile: "Sales\tVIP".into() });
+        let text = m.render(LineEnding::Crlf);
+        let err = m.check_round_trip(&text).unwrap_err();
+        assert!(err.starts_with("line 6:") && err.contains("does not parse back"), "{err}");
+        let good = sample().render(LineEnding::Lf);
+        assert_eq!(
+            sample().check_round_trip(good.trim_end_matches("++++\n")),
+            Err("the text does not end with the end marker".to_string())
+        );
+        assert!(sample().check_round_trip(&format!("{good}x\n")).unwrap_err().contains("text after the end marker"));
     }
 
     #[test]

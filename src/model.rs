@@ -18,23 +18,7 @@ pub struct Domain(String);
 
 impl Domain {
     pub fn parse(text: &str) -> Result<Domain, AddressError> {
-        let text = text.strip_suffix('.').unwrap_or(text);
-        if text.is_empty() {
-            return Err(AddressError::EmptyDomain);
-        }
-        let ascii = idna::domain_to_ascii_strict(text).map_err(|_| AddressError::BadDomain)?;
-        let labels: Vec<&str> = ascii.split('.').collect();
-        let label_ok = |l: &&str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        };
-        if labels.len() < 2 || ascii.len() > 253 || !labels.iter().all(label_ok) {
-            return Err(AddressError::BadDomain);
-        }
-        Ok(Domain(ascii))
+        canonical_domain(text).map(|d| Domain(d.into_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -46,6 +30,39 @@ impl fmt::Display for Domain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A domain in canonical form, without allocating when it already is (the common case: this
+/// runs for every address of the directory). Plain ASCII names skip the IDNA machinery;
+/// anything else (Unicode, punycode `xn--` labels) goes through UTS #46.
+fn canonical_domain(text: &str) -> Result<std::borrow::Cow<'_, str>, AddressError> {
+    use std::borrow::Cow;
+    let text = text.strip_suffix('.').unwrap_or(text);
+    if text.is_empty() {
+        return Err(AddressError::EmptyDomain);
+    }
+    let plain = text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let punycode = text.len() >= 4 && text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"xn--"));
+    let ascii: Cow<'_, str> = if plain && !punycode {
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(text.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(text)
+        }
+    } else {
+        Cow::Owned(idna::domain_to_ascii_strict(text).map_err(|_| AddressError::BadDomain)?)
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if ascii.len() > 253 || !ascii.contains('.') || !ascii.split('.').all(label_ok) {
+        return Err(AddressError::BadDomain);
+    }
+    Ok(ascii)
 }
 
 /// Why a text is not a usable mail address.
@@ -94,12 +111,12 @@ impl Address {
         if !local_ok {
             return Err(AddressError::BadLocal);
         }
-        let domain = Domain::parse(domain)?;
-        let mut normal = local.to_ascii_lowercase();
+        let domain = canonical_domain(domain)?;
+        let mut normal = String::with_capacity(local.len() + 1 + domain.len());
+        normal.extend(local.chars().map(|c| c.to_ascii_lowercase()));
         normal.push('@');
-        let at = local.len();
-        normal.push_str(domain.as_str());
-        Ok(Address { text: normal, at })
+        normal.push_str(&domain);
+        Ok(Address { text: normal, at: local.len() })
     }
 
     pub fn as_str(&self) -> &str {
@@ -307,6 +324,7 @@ impl Recipient {
             aliases.push((address, origin));
         }
 
+        aliases.shrink_to_fit();
         Recipient {
             dn: entry.dn.clone(),
             kind,

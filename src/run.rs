@@ -16,7 +16,7 @@ use crate::error::{fail, Exit, Failure, OrExit};
 use crate::fsutil::write_atomic;
 use crate::guard::{self, Verdict};
 use crate::logging::say;
-use crate::mapfile::{self, MapDiff, MapFile};
+use crate::mapfile::{MapDiff, MapFile};
 use crate::model::{Keep, Recipient};
 use crate::rules::{
     BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_EXCLUDED, DROP_FOREIGN, DROP_INVALID,
@@ -81,10 +81,12 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         details,
     };
     let request = keep.request(config.exchange.is_some());
+    let phase = Instant::now();
     let stats = source::read(&config.source, &request, &mut |entry| {
         builder.add(Recipient::from_entry(&entry, &keep))
     })
     .or_exit(Exit::Source)?;
+    tracing::debug!("read {} entries in {:.3}s", stats.entries, phase.elapsed().as_secs_f64());
     let merged = match (&prepared.exchange, &config.exchange) {
         (Some(o), Some(ec)) => {
             let mut report = exchange::merge(builder.recipients_mut(), &o.data, ec);
@@ -94,8 +96,11 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         }
         _ => None,
     };
+    let phase = Instant::now();
+    let built = builder.finish();
+    tracing::debug!("applied the rules in {:.3}s", phase.elapsed().as_secs_f64());
     Ok(Build {
-        built: builder.finish(),
+        built,
         stats,
         exchange: merged,
     })
@@ -188,6 +193,8 @@ fn sync_steps(
         stats,
         exchange: merged,
     } = build(&prepared, false)?;
+    // From here on only the map and the report are needed: free the recipients first.
+    let built = built.into_map_and_report();
     say(summarize(&built.report, &stats).trim_end());
     if let Some(m) = &merged {
         say(&summarize_exchange(m));
@@ -197,7 +204,9 @@ fn sync_steps(
     report.build = Some(built.report.clone());
     report.exchange = merged;
 
+    let phase = Instant::now();
     let bytes = checked_render(config, &built.map)?;
+    tracing::debug!("rendered and checked the MAP file in {:.3}s", phase.elapsed().as_secs_f64());
     let path = &config.output.path;
     write_atomic(path, bytes.as_bytes())
         .with_context(|| {
@@ -310,11 +319,13 @@ pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure>
         ));
     }
     let bytes = map.render(config.output.line_ending);
-    match mapfile::parse(bytes.as_bytes()) {
-        Ok(back) if back == *map => Ok(bytes),
-        Ok(_) => Err(fail(Exit::Failure, anyhow!("internal error: the MAP file does not parse back into the same records; nothing written"))),
-        Err(e) => Err(fail(Exit::Failure, anyhow!("internal error: the rendered MAP file does not parse ({e}); nothing written"))),
-    }
+    map.check_round_trip(&bytes).map_err(|e| {
+        fail(
+            Exit::Failure,
+            anyhow!("internal error: the MAP file does not parse back into its records ({e}); nothing written"),
+        )
+    })?;
+    Ok(bytes)
 }
 
 fn output_report(config: &Config, map: &MapFile, bytes: &str) -> OutputReport {

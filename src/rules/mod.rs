@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::mapfile::{clean_value, MapFile, Record};
+use crate::mapfile::{clean_value, Block, MapFile, Record};
 use crate::model::{Address, Domain, ObjectKind, Recipient};
 use condition::Groups;
 use spec::{Derive, Piece, RulesConfig, ValueRule, ValueSource};
@@ -161,8 +161,9 @@ impl MapBuilder {
         let groups = Groups::new(recipients.iter());
         let is_accepted = |a: &Address| accepted.contains(a.domain());
 
-        let mut owners: BTreeMap<Address, Owner> = BTreeMap::new();
-        let mut losers: Vec<(Address, Owner)> = Vec::new();
+        // Every claim on an address, then sorted by address: one pass resolves conflicts
+        // (much cheaper than a map insert per address on large directories).
+        let mut claims: Vec<(&Address, Owner)> = Vec::with_capacity(recipients.len() * 3);
         let mut decisions = Vec::with_capacity(recipients.len());
         for (index, r) in recipients.iter().enumerate() {
             let decision = decide(&rules, r, &groups);
@@ -173,159 +174,109 @@ impl MapBuilder {
             for (address, _) in r.addresses() {
                 if !is_accepted(address) {
                     *report.dropped.entry(DROP_FOREIGN).or_default() += 1;
-                    *report
-                        .foreign_domains
-                        .entry(address.domain().to_owned())
-                        .or_default() += 1;
+                    match report.foreign_domains.get_mut(address.domain()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            report.foreign_domains.insert(address.domain().to_owned(), 1);
+                        }
+                    }
                     continue;
                 }
                 if decision.excluded {
                     *report.dropped.entry(DROP_FILTERED).or_default() += 1;
-                    report
-                        .excluded_by_rule
-                        .entry(filter_label(&rules, decision.rule))
-                        .or_default()
-                        .addresses += 1;
+                    report.excluded_by_rule.entry(filter_label(&rules, decision.rule)).or_default().addresses += 1;
                     continue;
                 }
-                if rules
-                    .exclude_addresses
-                    .iter()
-                    .any(|p| crate::glob::matches(p, address.as_str()))
-                {
+                if rules.exclude_addresses.iter().any(|p| crate::glob::matches(p, address.as_str())) {
                     *report.dropped.entry(DROP_EXCLUDED).or_default() += 1;
                     continue;
                 }
-                let claim = Owner::Object {
-                    recipient: index,
-                    is_primary: Some(address) == r.primary.as_ref(),
-                };
-                claim_address(
-                    &recipients,
-                    &mut owners,
-                    &mut losers,
-                    &mut report,
-                    address.clone(),
-                    claim,
-                );
+                let is_primary = Some(address) == r.primary.as_ref();
+                claims.push((address, Owner::Object { recipient: index, is_primary }));
             }
             if decision.excluded {
-                report
-                    .excluded_by_rule
-                    .entry(filter_label(&rules, decision.rule))
-                    .or_default()
-                    .objects += 1;
+                report.excluded_by_rule.entry(filter_label(&rules, decision.rule)).or_default().objects += 1;
             }
         }
-        for extra in &rules.extra_addresses {
-            owners.entry(extra.clone()).or_insert(Owner::Extra);
+        claims.extend(rules.extra_addresses.iter().map(|a| (a, Owner::Extra)));
+        claims.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (owners, losers) = resolve(&recipients, claims);
+        let lost = losers.iter().filter(|(_, o)| !matches!(o, Owner::Extra)).count() as u64;
+        if lost > 0 {
+            *report.dropped.entry(DROP_CONFLICT).or_default() += lost;
         }
+        let owned = |a: &Address| owners.binary_search_by(|(o, _)| (*o).cmp(a)).is_ok();
 
         let profiles: Vec<Option<(String, String)>> = recipients
             .iter()
             .zip(&decisions)
-            .map(|(r, d)| {
-                if d.excluded {
-                    None
-                } else {
-                    profile(&rules, r, &groups)
-                }
-            })
+            .map(|(r, d)| if d.excluded { None } else { profile(&rules, r, &groups) })
             .collect();
 
-        let mut map = MapFile::new(&customer_id);
+        // One list per record type and domain: owners come in address order, so each list is
+        // (nearly) sorted already and the final sort is about linear.
+        let mut blocks: BTreeMap<&str, [Vec<Record>; 5]> = accepted.iter().map(|d| (d.as_str(), Default::default())).collect();
         for domain in &accepted {
-            map.add_domain(domain);
-            report
-                .addresses_per_domain
-                .entry(domain.clone())
-                .or_default();
+            report.addresses_per_domain.entry(domain.clone()).or_default();
         }
         for (address, owner) in &owners {
             let domain = address.domain();
-            *report
-                .addresses_per_domain
-                .entry(domain.to_owned())
-                .or_default() += 1;
-            map.insert(domain, Record::Dir(address.to_string()));
-            let Owner::Object {
-                recipient,
-                is_primary,
-            } = *owner
-            else {
-                continue;
-            };
+            if let Some(n) = report.addresses_per_domain.get_mut(domain) {
+                *n += 1;
+            }
+            let Some([dirs, maps, profiles_out, ucfgs, p13ns]) = blocks.get_mut(domain) else { continue };
+            dirs.push(Record::Dir(address.to_string()));
+            let Owner::Object { recipient, is_primary } = *owner else { continue };
             let r = &recipients[recipient];
-            let primary = r.primary.as_ref().filter(|p| owners.contains_key(*p));
             if !is_primary {
-                if let Some(primary) = primary {
-                    map.insert(
-                        domain,
-                        Record::Map {
-                            alias: address.to_string(),
-                            primary: primary.to_string(),
-                        },
-                    );
+                if let Some(primary) = r.primary.as_ref().filter(|p| owned(p)) {
+                    maps.push(Record::Map { alias: address.to_string(), primary: primary.to_string() });
                 }
             }
             if let Some((name, _)) = &profiles[recipient] {
                 if is_primary || rules.profiles.aliases {
-                    map.insert(
-                        domain,
-                        Record::Profile {
-                            address: address.to_string(),
-                            profile: name.clone(),
-                        },
-                    );
+                    profiles_out.push(Record::Profile { address: address.to_string(), profile: name.clone() });
                 }
             }
             if is_primary {
                 for (field, value) in signature(&rules, r, &mut report) {
-                    map.insert(
-                        domain,
-                        Record::P13n {
-                            address: address.to_string(),
-                            field,
-                            value,
-                        },
-                    );
+                    p13ns.push(Record::P13n { address: address.to_string(), field, value });
                 }
                 for (key, value) in routing(&rules, r, &groups) {
-                    map.insert(
-                        domain,
-                        Record::Ucfg {
-                            address: address.to_string(),
-                            key,
-                            value,
-                        },
-                    );
+                    ucfgs.push(Record::Ucfg { address: address.to_string(), key, value });
                 }
                 if let Some(key) = &rules.group_owner_key {
                     for owner in &r.owners {
-                        map.insert(
-                            domain,
-                            Record::Ucfg {
-                                address: address.to_string(),
-                                key: key.clone(),
-                                value: owner.to_string(),
-                            },
-                        );
+                        ucfgs.push(Record::Ucfg { address: address.to_string(), key: key.clone(), value: owner.to_string() });
                     }
                 }
             }
         }
+        let mut map = MapFile::new(&customer_id);
+        for (domain, lists) in blocks {
+            let mut records = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+            for mut list in lists {
+                records.append(&mut list);
+            }
+            map.domains.insert(domain.to_owned(), Block::from_records(records));
+        }
 
         let mut conflicts: Vec<Conflict> = losers
             .iter()
+            .filter(|(_, lost)| !matches!(lost, Owner::Extra))
             .map(|(address, lost)| Conflict {
                 address: address.to_string(),
-                kept: owner_name(&recipients, owners[address]),
+                kept: owners
+                    .binary_search_by(|(o, _)| (*o).cmp(address))
+                    .map(|i| owner_name(&recipients, owners[i].1))
+                    .unwrap_or_default(),
                 dropped: owner_name(&recipients, *lost),
             })
             .collect();
         conflicts.sort_by(|a, b| (&a.address, &a.dropped).cmp(&(&b.address, &b.dropped)));
         conflicts.truncate(LISTED);
         report.conflicts = conflicts;
+        drop(owners);
         Built {
             map,
             report,
@@ -337,42 +288,41 @@ impl MapBuilder {
     }
 }
 
+/// Resolves claims sorted by address: one owner per address, chosen independently of input
+/// order — an object holding it as its primary address, else the DN that sorts first; an
+/// `addresses.extra` entry only when no object has it. Returns the owners (sorted by address)
+/// and the claims that lost.
+fn resolve<'a>(recipients: &[Recipient], claims: Vec<(&'a Address, Owner)>) -> (Vec<(&'a Address, Owner)>, Vec<(&'a Address, Owner)>) {
+    let key = |o: Owner| match o {
+        Owner::Object { recipient, is_primary } => (0u8, !is_primary, recipients[recipient].dn.to_lowercase()),
+        Owner::Extra => (1, true, String::new()),
+    };
+    let mut owners: Vec<(&Address, Owner)> = Vec::with_capacity(claims.len());
+    let mut losers = Vec::new();
+    let mut i = 0;
+    while i < claims.len() {
+        let mut j = i + 1;
+        while j < claims.len() && claims[j].0 == claims[i].0 {
+            j += 1;
+        }
+        if j - i == 1 {
+            owners.push(claims[i]);
+        } else {
+            let group = &claims[i..j];
+            let winner = group.iter().min_by_key(|(_, o)| key(*o)).copied().unwrap_or(claims[i]);
+            owners.push(winner);
+            losers.extend(group.iter().filter(|c| c.1 != winner.1).copied());
+        }
+        i = j;
+    }
+    (owners, losers)
+}
+
 fn owner_name(recipients: &[Recipient], owner: Owner) -> String {
     match owner {
         Owner::Object { recipient, .. } => recipients[recipient].dn.clone(),
         Owner::Extra => "addresses.extra".into(),
     }
-}
-
-/// Gives an address to one object. The winner does not depend on input order: the object
-/// that has it as its primary address, else the one whose DN sorts first.
-fn claim_address(
-    recipients: &[Recipient],
-    owners: &mut BTreeMap<Address, Owner>,
-    losers: &mut Vec<(Address, Owner)>,
-    report: &mut BuildReport,
-    address: Address,
-    new: Owner,
-) {
-    let Some(old) = owners.get(&address).copied() else {
-        owners.insert(address, new);
-        return;
-    };
-    let key = |o: Owner| match o {
-        Owner::Object {
-            recipient,
-            is_primary,
-        } => (!is_primary, recipients[recipient].dn.to_lowercase()),
-        Owner::Extra => (true, String::new()),
-    };
-    let (kept, dropped) = if key(new) < key(old) {
-        (new, old)
-    } else {
-        (old, new)
-    };
-    *report.dropped.entry(DROP_CONFLICT).or_default() += 1;
-    losers.push((address.clone(), dropped));
-    owners.insert(address, kept);
 }
 
 fn filter_label(rules: &RulesConfig, rule: Option<usize>) -> String {
@@ -533,7 +483,18 @@ fn signature(
     out
 }
 
+/// The map and the report of a build, without what only `explain` needs.
+pub struct MapAndReport {
+    pub map: MapFile,
+    pub report: BuildReport,
+}
+
 impl Built {
+    /// Drops the recipients and the per-object decisions (a large share of the memory).
+    pub fn into_map_and_report(self) -> MapAndReport {
+        MapAndReport { map: self.map, report: self.report }
+    }
+
     /// Explains what happens to one address: every object that carries it, in which
     /// attribute, what the rules decided, and the MAP lines it produces.
     pub fn explain(&self, query: &str) -> Vec<String> {

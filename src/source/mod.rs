@@ -9,6 +9,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod tls;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufReader;
 
@@ -66,8 +67,28 @@ pub fn read(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     pub dn: String,
-    attrs: BTreeMap<String, Vec<Vec<u8>>>,
+    attrs: BTreeMap<Cow<'static, str>, Vec<Vec<u8>>>,
 }
+
+/// Attribute names every entry has: their lower-case keys need no allocation.
+const KNOWN: &[&str] = &[
+    "objectclass",
+    "proxyaddresses",
+    "mail",
+    "useraccountcontrol",
+    "memberof",
+    "member",
+    "objectguid",
+    "displayname",
+    "msds-aadobjectid",
+    "cn",
+    "sn",
+    "givenname",
+    "samaccountname",
+    "userprincipalname",
+    "department",
+    "title",
+];
 
 impl Entry {
     pub fn new(dn: impl Into<String>) -> Self {
@@ -79,10 +100,13 @@ impl Entry {
 
     /// Adds one value; `name` is lower-cased.
     pub fn push(&mut self, name: &str, value: Vec<u8>) {
-        let key = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            name.to_ascii_lowercase()
-        } else {
-            name.to_owned()
+        if let Some(values) = self.attrs.get_mut(name) {
+            values.push(value);
+            return;
+        }
+        let key = match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(known) => Cow::Borrowed(*known),
+            None => Cow::Owned(name.to_ascii_lowercase()),
         };
         self.attrs.entry(key).or_default().push(value);
     }
@@ -105,7 +129,7 @@ impl Entry {
     }
 
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &[Vec<u8>])> {
-        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+        self.attrs.iter().map(|(k, v)| (k.as_ref(), v.as_slice()))
     }
 
     pub fn take(&mut self, name: &str) -> Vec<Vec<u8>> {
