@@ -8,6 +8,15 @@ use std::path::Path;
 /// target. On Windows the rename is retried briefly, because antivirus scanners and editors
 /// hold files open for a moment.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |file, _| file.write_all(bytes))
+}
+
+/// As [`write_atomic`], with `fill` writing the content into the temporary file (whose path it
+/// gets too, to read it back and check it): an error from `fill` leaves `path` untouched.
+pub fn write_atomic_with<E: From<std::io::Error>>(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<(), E>,
+) -> Result<(), E> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -17,7 +26,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".dirsync-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    let tmp_path = tmp.path().to_owned();
+    fill(tmp.as_file_mut(), &tmp_path)?;
     tmp.as_file().sync_all()?;
     let mut attempt = 0;
     loop {
@@ -28,7 +38,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
                 tmp = e.file;
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
-            Err(e) => return Err(e.error),
+            Err(e) => return Err(e.error.into()),
         }
     }
     sync_dir(dir);

@@ -53,8 +53,16 @@ impl Record {
             Record::Dir(a) => Fields::new([a, "", ""], 1),
             Record::Map { alias, primary } => Fields::new([alias, primary, ""], 2),
             Record::Profile { address, profile } => Fields::new([address, profile, ""], 2),
-            Record::Ucfg { address, key, value } => Fields::new([address, key, value], 3),
-            Record::P13n { address, field, value } => Fields::new([address, field, value], 3),
+            Record::Ucfg {
+                address,
+                key,
+                value,
+            } => Fields::new([address, key, value], 3),
+            Record::P13n {
+                address,
+                field,
+                value,
+            } => Fields::new([address, field, value], 3),
         }
     }
 
@@ -63,9 +71,9 @@ impl Record {
         match self {
             Record::Dir(a) => Fields::new([a, "", ""], 1),
             Record::Map { alias, primary } => Fields::new([alias, primary, ""], 2),
-            Record::Profile { address, .. } | Record::Ucfg { address, .. } | Record::P13n { address, .. } => {
-                Fields::new([address, "", ""], 1)
-            }
+            Record::Profile { address, .. }
+            | Record::Ucfg { address, .. }
+            | Record::P13n { address, .. } => Fields::new([address, "", ""], 1),
         }
     }
 
@@ -137,40 +145,59 @@ impl<'a> std::ops::Deref for Fields<'a> {
     }
 }
 
-/// The records of one domain: sorted (the order of the file) and without repeats. A sorted
-/// vector rather than a tree: a large map is built once and read in order, and this is about
-/// half the memory.
+/// The records of one domain: sorted (the order of the file) and without repeats, kept as
+/// one sorted vector per record type — a large map is built once and read in order, and this
+/// needs no tree nodes and no final merge.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Block(Vec<Record>);
+pub struct Block([Vec<Record>; 5]);
+
+impl Record {
+    /// The position of the record's type in the file: DIR, MAP, PROFILE, UCFG, P13N.
+    fn kind(&self) -> usize {
+        match self {
+            Record::Dir(_) => 0,
+            Record::Map { .. } => 1,
+            Record::Profile { .. } => 2,
+            Record::Ucfg { .. } => 3,
+            Record::P13n { .. } => 4,
+        }
+    }
+}
 
 impl Block {
-    /// From records in any order; repeats are dropped.
-    pub fn from_records(mut records: Vec<Record>) -> Block {
-        records.sort();
-        records.dedup();
-        records.shrink_to_fit();
-        Block(records)
+    /// From one list per record type (DIR, MAP, PROFILE, UCFG, P13N), each in any order;
+    /// repeats are dropped. Lists already in order cost about nothing to sort.
+    pub fn from_lists(mut lists: [Vec<Record>; 5]) -> Block {
+        for (kind, list) in lists.iter_mut().enumerate() {
+            debug_assert!(list.iter().all(|r| r.kind() == kind));
+            list.sort();
+            list.dedup();
+            list.shrink_to_fit();
+        }
+        Block(lists)
     }
 
     /// Adds a record; false if it was there already. Cheap when records come in order.
     pub fn insert(&mut self, record: Record) -> bool {
-        if self.0.last().is_some_and(|last| *last < record) {
-            self.0.push(record);
+        let list = &mut self.0[record.kind()];
+        if list.last().is_none_or(|last| *last < record) {
+            list.push(record);
             return true;
         }
-        match self.0.binary_search(&record) {
+        match list.binary_search(&record) {
             Ok(_) => false,
             Err(i) => {
-                self.0.insert(i, record);
+                list.insert(i, record);
                 true
             }
         }
     }
 
     pub fn remove(&mut self, record: &Record) -> bool {
-        match self.0.binary_search(record) {
+        let list = &mut self.0[record.kind()];
+        match list.binary_search(record) {
             Ok(i) => {
-                self.0.remove(i);
+                list.remove(i);
                 true
             }
             Err(_) => false,
@@ -178,34 +205,43 @@ impl Block {
     }
 
     pub fn contains(&self, record: &Record) -> bool {
-        self.0.binary_search(record).is_ok()
+        self.0[record.kind()].binary_search(record).is_ok()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Record> {
-        self.0.iter()
+    /// The records in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Record> + '_ {
+        self.0.iter().flatten()
+    }
+
+    /// The DIR records, sorted.
+    pub fn dirs(&self) -> &[Record] {
+        &self.0[0]
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.iter().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
-    /// Records in `self` and not in `other` (both sorted: one merge pass).
-    pub fn minus<'a>(&'a self, other: &'a Block) -> Vec<Record> {
-        let (mut i, mut j, mut out) = (0, 0, Vec::new());
-        while i < self.0.len() {
-            match other.0.get(j).map(|o| self.0[i].cmp(o)) {
-                Some(std::cmp::Ordering::Greater) => j += 1,
-                Some(std::cmp::Ordering::Equal) => {
-                    i += 1;
-                    j += 1;
-                }
-                _ => {
-                    out.push(self.0[i].clone());
-                    i += 1;
+    /// Records in `self` and not in `other` (both sorted: one merge pass per type).
+    pub fn minus(&self, other: &Block) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (mine, theirs) in self.0.iter().zip(&other.0) {
+            let (mut i, mut j) = (0, 0);
+            while i < mine.len() {
+                match theirs.get(j).map(|o| mine[i].cmp(o)) {
+                    Some(std::cmp::Ordering::Greater) => j += 1,
+                    Some(std::cmp::Ordering::Equal) => {
+                        i += 1;
+                        j += 1;
+                    }
+                    _ => {
+                        out.push(mine[i].clone());
+                        i += 1;
+                    }
                 }
             }
         }
@@ -215,9 +251,9 @@ impl Block {
 
 impl<'a> IntoIterator for &'a Block {
     type Item = &'a Record;
-    type IntoIter = std::slice::Iter<'a, Record>;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<Record>>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.0.iter().flatten()
     }
 }
 
@@ -286,30 +322,29 @@ impl MapFile {
 
     /// The file's bytes. Deterministic: the same records always give the same bytes.
     pub fn render(&self, eol: LineEnding) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail, and the text is UTF-8 (built from Strings).
+        let _ = self.render_to(eol, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Writes the file to `out`, line by line: a large map is never held twice in memory.
+    pub fn render_to(&self, eol: LineEnding, out: &mut impl std::io::Write) -> std::io::Result<()> {
         for (domain, records) in &self.domains {
-            render_line(
-                &mut out,
-                &self.customer_id,
-                domain,
-                "DOMAIN:",
-                &[domain],
-                eol,
-            );
+            render_line(out, &self.customer_id, domain, "DOMAIN:", &[domain], eol)?;
             for record in records {
                 render_line(
-                    &mut out,
+                    out,
                     &self.customer_id,
                     domain,
                     record.tag(),
                     &record.values(),
                     eol,
-                );
+                )?;
             }
         }
-        out.push_str(END_MARKER);
-        out.push_str(eol.as_str());
-        out
+        out.write_all(END_MARKER.as_bytes())?;
+        out.write_all(eol.as_str().as_bytes())
     }
 
     /// The checks of map-format.md that a file must pass before it may leave the machine.
@@ -334,7 +369,9 @@ impl MapFile {
             .collect();
         let has_dir = |address: &str| {
             let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-            dirs_of.get(domain).is_some_and(|dirs| dirs.binary_search(&address).is_ok())
+            dirs_of
+                .get(domain)
+                .is_some_and(|dirs| dirs.binary_search(&address).is_ok())
         };
         for (domain, records) in &self.domains {
             if !accepted.contains(domain) {
@@ -380,19 +417,19 @@ impl MapFile {
 /// Renders one line. THE place where the line layout is decided: `customer|domain`, TAB, tag,
 /// then each value after a TAB.
 fn render_line(
-    out: &mut String,
+    out: &mut impl std::io::Write,
     customer: &str,
     domain: &str,
     tag: &str,
     values: &[&str],
     eol: LineEnding,
-) {
-    let _ = write!(out, "{customer}|{domain}\t{tag}");
+) -> std::io::Result<()> {
+    write!(out, "{customer}|{domain}\t{tag}")?;
     for value in values {
-        out.push('\t');
-        out.push_str(value);
+        out.write_all(b"\t")?;
+        out.write_all(value.as_bytes())?;
     }
-    out.push_str(eol.as_str());
+    out.write_all(eol.as_str().as_bytes())
 }
 
 /// A value may not contain control characters (TAB, CR, LF …) nor start or end with a space:
@@ -447,28 +484,48 @@ fn split_line(line: &str) -> Result<Line<'_>, String> {
         .split_once('|')
         .ok_or("expected \"customer|domain\" before the first TAB")?;
     let tag = fields.next().ok_or("no record type after the domain")?;
-    Ok(Line { customer, domain, tag, values: fields.collect() })
+    Ok(Line {
+        customer,
+        domain,
+        tag,
+        values: fields.collect(),
+    })
 }
 
 impl MapFile {
     /// The round-trip check: `text` (as rendered) parses back into exactly these records, in
     /// order, ending with the end marker. Streams over the text: no second copy of the map.
     pub fn check_round_trip(&self, text: &str) -> Result<(), String> {
-        let mut expected = self
-            .domains
-            .iter()
-            .flat_map(|(d, records)| std::iter::once((d, None)).chain(records.iter().map(move |r| (d, Some(r)))));
-        let mut lines = text.split_terminator('\n').enumerate();
-        for (i, raw) in lines.by_ref() {
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
+        self.check_round_trip_from(text.as_bytes())
+    }
+
+    /// As [`check_round_trip`](Self::check_round_trip), reading the file as it was written.
+    pub fn check_round_trip_from(&self, reader: impl BufRead) -> Result<(), String> {
+        let mut expected = self.domains.iter().flat_map(|(d, records)| {
+            std::iter::once((d, None)).chain(records.iter().map(move |r| (d, Some(r))))
+        });
+        let mut ended = false;
+        for (i, raw) in reader.split(b'\n').enumerate() {
+            let raw = raw.map_err(|e| format!("reading it back failed: {e}"))?;
             let at = |m: String| format!("line {}: {m}", i + 1);
+            if ended {
+                return Err(at("text after the end marker".into()));
+            }
+            let raw = String::from_utf8(raw).map_err(|_| at("not valid UTF-8".into()))?;
+            let line = raw.strip_suffix('\r').unwrap_or(&raw);
             if line == END_MARKER {
                 if expected.next().is_some() {
                     return Err(at("the end marker comes before the last record".into()));
                 }
-                break;
+                ended = true;
+                continue;
             }
-            let Line { customer, domain, tag, values } = split_line(line).map_err(|m| at(m.into()))?;
+            let Line {
+                customer,
+                domain,
+                tag,
+                values,
+            } = split_line(line).map_err(|m| at(m.into()))?;
             let Some((want_domain, want)) = expected.next() else {
                 return Err(at("a line after the last record".into()));
             };
@@ -479,13 +536,15 @@ impl MapFile {
                     Some(r) => tag == r.tag() && values.as_slice() == &*r.values(),
                 };
             if !same {
-                return Err(at(format!("{line:?} does not parse back into the record it was written from")));
+                return Err(at(format!(
+                    "{line:?} does not parse back into the record it was written from"
+                )));
             }
         }
-        match lines.next() {
-            None if text.ends_with('\n') && text.trim_end().ends_with(END_MARKER) => Ok(()),
-            None => Err("the text does not end with the end marker".into()),
-            Some((i, _)) => Err(format!("line {}: text after the end marker", i + 1)),
+        if ended {
+            Ok(())
+        } else {
+            Err("the text does not end with the end marker".into())
         }
     }
 }
@@ -518,7 +577,12 @@ pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
             ended = true;
             continue;
         }
-        let Line { customer, domain, tag, values } = split_line(&line).map_err(err)?;
+        let Line {
+            customer,
+            domain,
+            tag,
+            values,
+        } = split_line(&line).map_err(err)?;
         let map = map.get_or_insert_with(|| MapFile::new(customer));
         if map.customer_id != customer {
             return Err(err(format!(
@@ -591,8 +655,7 @@ impl MapDiff {
         for name in names {
             let before = old.domains.get(name).unwrap_or(&empty);
             let after = new.domains.get(name).unwrap_or(&empty);
-            let count =
-                |s: &Block| s.iter().filter(|r| matches!(r, Record::Dir(_))).count();
+            let count = |s: &Block| s.iter().filter(|r| matches!(r, Record::Dir(_))).count();
             domains.insert(
                 name.clone(),
                 DomainDiff {
@@ -730,16 +793,28 @@ mod tests {
     #[test]
     fn the_round_trip_check_catches_what_would_break_a_line() {
         let mut m = sample();
-        m.insert("example.com", Record::Profile { address: "info@example.com".into(), profile: "Sales\tVIP".into() });
+        m.insert(
+            "example.com",
+            Record::Profile {
+                address: "info@example.com".into(),
+                profile: "Sales\tVIP".into(),
+            },
+        );
         let text = m.render(LineEnding::Crlf);
         let err = m.check_round_trip(&text).unwrap_err();
-        assert!(err.starts_with("line 6:") && err.contains("does not parse back"), "{err}");
+        assert!(
+            err.starts_with("line 6:") && err.contains("does not parse back"),
+            "{err}"
+        );
         let good = sample().render(LineEnding::Lf);
         assert_eq!(
             sample().check_round_trip(good.trim_end_matches("++++\n")),
             Err("the text does not end with the end marker".to_string())
         );
-        assert!(sample().check_round_trip(&format!("{good}x\n")).unwrap_err().contains("text after the end marker"));
+        assert!(sample()
+            .check_round_trip(&format!("{good}x\n"))
+            .unwrap_err()
+            .contains("text after the end marker"));
     }
 
     #[test]

@@ -41,8 +41,14 @@ fn canonical_domain(text: &str) -> Result<std::borrow::Cow<'_, str>, AddressErro
     if text.is_empty() {
         return Err(AddressError::EmptyDomain);
     }
-    let plain = text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    let punycode = text.len() >= 4 && text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"xn--"));
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let punycode = text.len() >= 4
+        && text
+            .as_bytes()
+            .windows(4)
+            .any(|w| w.eq_ignore_ascii_case(b"xn--"));
     let ascii: Cow<'_, str> = if plain && !punycode {
         if text.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(text.to_ascii_lowercase())
@@ -116,7 +122,10 @@ impl Address {
         normal.extend(local.chars().map(|c| c.to_ascii_lowercase()));
         normal.push('@');
         normal.push_str(&domain);
-        Ok(Address { text: normal, at: local.len() })
+        Ok(Address {
+            text: normal,
+            at: local.len(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -336,18 +345,32 @@ impl Recipient {
             extra_primaries,
             object_guid: keep
                 .details
-                .then(|| entry.values("objectguid").first().and_then(|v| guid_text(v)))
+                .then(|| {
+                    entry
+                        .values("objectguid")
+                        .first()
+                        .and_then(|v| guid_text(v))
+                })
                 .flatten(),
             member_of: if keep.member_of {
                 entry.texts("memberof").map(str::to_owned).collect()
             } else {
                 Vec::new()
             },
-            members: if keep.details { entry.values("member").len() } else { 0 },
+            members: if keep.details {
+                entry.values("member").len()
+            } else {
+                0
+            },
             attrs: keep
                 .attrs
                 .iter()
-                .map(|name| (name.clone(), entry.texts(name).map(str::to_owned).collect::<Vec<_>>()))
+                .map(|name| {
+                    (
+                        name.clone(),
+                        entry.texts(name).map(str::to_owned).collect::<Vec<_>>(),
+                    )
+                })
                 .filter(|(_, values)| !values.is_empty())
                 .collect(),
             exchange_kind: None,
@@ -381,12 +404,24 @@ pub struct Keep {
 impl Keep {
     /// Everything (for `explain`).
     pub fn all(attrs: BTreeSet<String>) -> Keep {
-        Keep { attrs, member_of: true, details: true }
+        Keep {
+            attrs,
+            member_of: true,
+            details: true,
+        }
     }
 
     /// The attributes to request from an LDAP server, by name.
     pub fn request(&self, exchange: bool) -> Vec<String> {
-        let mut out: Vec<String> = ["objectClass", "proxyAddresses", "mail", "userAccountControl"].iter().map(|s| s.to_string()).collect();
+        let mut out: Vec<String> = [
+            "objectClass",
+            "proxyAddresses",
+            "mail",
+            "userAccountControl",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         if exchange {
             out.push("msDS-aadObjectId".into());
         }
@@ -394,7 +429,11 @@ impl Keep {
             out.push("memberOf".into());
         }
         if self.details {
-            out.extend(["objectGUID", "member", "displayName"].iter().map(|s| s.to_string()));
+            out.extend(
+                ["objectGUID", "member", "displayName"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
         }
         for a in &self.attrs {
             if !out.iter().any(|o| o.eq_ignore_ascii_case(a)) {

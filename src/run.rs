@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{fail, Exit, Failure, OrExit};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_atomic_with;
 use crate::guard::{self, Verdict};
 use crate::logging::say;
 use crate::mapfile::{MapDiff, MapFile};
@@ -86,7 +86,11 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         builder.add(Recipient::from_entry(&entry, &keep))
     })
     .or_exit(Exit::Source)?;
-    tracing::debug!("read {} entries in {:.3}s", stats.entries, phase.elapsed().as_secs_f64());
+    tracing::debug!(
+        "read {} entries in {:.3}s",
+        stats.entries,
+        phase.elapsed().as_secs_f64()
+    );
     let merged = match (&prepared.exchange, &config.exchange) {
         (Some(o), Some(ec)) => {
             let mut report = exchange::merge(builder.recipients_mut(), &o.data, ec);
@@ -205,18 +209,14 @@ fn sync_steps(
     report.exchange = merged;
 
     let phase = Instant::now();
-    let bytes = checked_render(config, &built.map)?;
-    tracing::debug!("rendered and checked the MAP file in {:.3}s", phase.elapsed().as_secs_f64());
+    let output = write_map(config, &built.map)?;
+    tracing::debug!(
+        "wrote and checked the MAP file in {:.3}s",
+        phase.elapsed().as_secs_f64()
+    );
     let path = &config.output.path;
-    write_atomic(path, bytes.as_bytes())
-        .with_context(|| {
-            format!(
-                "cannot write the MAP file {}; check [output] path and that the folder is writable",
-                path.display()
-            )
-        })
-        .or_exit(Exit::Failure)?;
-    report.output = Some(output_report(config, &built.map, &bytes));
+    let written_sha256 = output.sha256.clone();
+    report.output = Some(output);
     say(&format!(
         "MAP file written: {} ({} addresses)",
         path.display(),
@@ -254,12 +254,27 @@ fn sync_steps(
         say("dry run: nothing uploaded, state unchanged");
         return Ok("dry run".into());
     }
+    // What is shipped and recorded is the file as written and checked; the map itself is no
+    // longer needed.
+    drop(built);
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read back {}", path.display()))
+        .or_exit(Exit::Failure)?;
+    if sha256_hex(&bytes) != written_sha256 {
+        return Err(fail(
+            Exit::Failure,
+            anyhow!(
+                "{} changed after it was written (another process?); nothing uploaded",
+                path.display()
+            ),
+        ));
+    }
     let outcome = match &config.upload {
         Some(upload_config) => {
             let uploaded = upload::upload(
                 upload_config,
                 &config.customer_id,
-                bytes.as_bytes(),
+                &bytes,
                 SystemTime::now(),
             )
             .context("nothing was recorded; the next run uploads again")
@@ -277,16 +292,14 @@ fn sync_steps(
         }
         None => "written (local only)",
     };
-    state
-        .store_baseline(bytes.as_bytes())
-        .or_exit(Exit::Failure)?;
+    state.store_baseline(&bytes).or_exit(Exit::Failure)?;
     if let Some(o) = prepared.exchange.as_ref().filter(|o| o.fallback.is_none()) {
         if let Err(e) = crate::fsutil::write_atomic(&state.path(exchange::LAST_GOOD), &o.bytes) {
             tracing::warn!("cannot keep the Exchange data for a fallback: {e}");
         }
     }
     if config.archive_days > 0 {
-        if let Err(e) = state.archive(bytes.as_bytes(), config.archive_days, SystemTime::now()) {
+        if let Err(e) = state.archive(&bytes, config.archive_days, SystemTime::now()) {
             tracing::warn!("{e:#}");
         }
     }
@@ -299,48 +312,125 @@ fn sync_steps(
     Ok(outcome.into())
 }
 
-/// Renders the map and runs every check of map-format.md on it, including the round trip.
-pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure> {
+/// The checks of map-format.md that need no rendering.
+fn check_map(config: &Config, map: &MapFile) -> Result<(), Failure> {
     let accepted = config
         .domains
         .iter()
         .map(|d| d.as_str().to_owned())
         .collect();
     let problems = map.verify(&accepted, &config.guard.allow_empty_domains);
-    if !problems.is_empty() {
-        return Err(fail(
-            Exit::Failure,
-            anyhow!(
-                "the MAP file failed its checks, nothing written: {} (a configured domain \
-                 without addresses: remove it from `domains` or list it in \
-                 guard.allow_empty_domains)",
-                problems.join("; ")
-            ),
-        ));
+    if problems.is_empty() {
+        return Ok(());
     }
+    Err(fail(
+        Exit::Failure,
+        anyhow!(
+            "the MAP file failed its checks, nothing written: {} (a configured domain \
+             without addresses: remove it from `domains` or list it in \
+             guard.allow_empty_domains)",
+            problems.join("; ")
+        ),
+    ))
+}
+
+fn round_trip_failure(e: String) -> Failure {
+    fail(
+        Exit::Failure,
+        anyhow!("internal error: the MAP file does not parse back into its records ({e}); nothing written"),
+    )
+}
+
+/// Renders the map in memory and runs every check of map-format.md on it, including the
+/// round trip (for `check`, which writes nothing).
+pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure> {
+    check_map(config, map)?;
     let bytes = map.render(config.output.line_ending);
-    map.check_round_trip(&bytes).map_err(|e| {
-        fail(
-            Exit::Failure,
-            anyhow!("internal error: the MAP file does not parse back into its records ({e}); nothing written"),
-        )
-    })?;
+    map.check_round_trip(&bytes).map_err(round_trip_failure)?;
     Ok(bytes)
 }
 
-fn output_report(config: &Config, map: &MapFile, bytes: &str) -> OutputReport {
+/// Checks the map, then writes it to `[output] path`: streamed into a temporary file in the
+/// same folder, read back for the round-trip check, and only then renamed over the old file.
+pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure> {
     use sha2::Digest as _;
+    use std::io::Write as _;
+
+    /// Counts and hashes what passes through.
+    struct Tee<W> {
+        inner: W,
+        sha: sha2::Sha256,
+        bytes: usize,
+    }
+    impl<W: std::io::Write> std::io::Write for Tee<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.sha.update(&buf[..n]);
+            self.bytes += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    enum WriteError {
+        Io(std::io::Error),
+        RoundTrip(String),
+    }
+    impl From<std::io::Error> for WriteError {
+        fn from(e: std::io::Error) -> Self {
+            WriteError::Io(e)
+        }
+    }
+
+    check_map(config, map)?;
+    let path = &config.output.path;
+    let mut written = (String::new(), 0);
+    let result = write_atomic_with(path, |file, tmp| -> Result<(), WriteError> {
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            Tee {
+                inner: &mut *file,
+                sha: sha2::Sha256::new(),
+                bytes: 0,
+            },
+        );
+        map.render_to(config.output.line_ending, &mut out)?;
+        out.flush()?;
+        let tee = out.into_inner().map_err(|e| e.into_error())?;
+        written = (hex::encode(tee.sha.finalize()), tee.bytes);
+        let back = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(tmp)?);
+        map.check_round_trip_from(back)
+            .map_err(WriteError::RoundTrip)
+    });
+    match result {
+        Ok(()) => {}
+        Err(WriteError::RoundTrip(e)) => return Err(round_trip_failure(e)),
+        Err(WriteError::Io(e)) => return Err(fail(
+            Exit::Failure,
+            anyhow!(e).context(format!(
+                "cannot write the MAP file {}; check [output] path and that the folder is writable",
+                path.display()
+            )),
+        )),
+    }
     let mut records = BTreeMap::new();
     for r in map.domains.values().flatten() {
         *records.entry(r.tag().trim_end_matches(':')).or_default() += 1;
     }
     records.insert("DOMAIN", map.domains.len());
-    OutputReport {
-        path: config.output.path.clone(),
-        bytes: bytes.len(),
-        sha256: hex::encode(sha2::Sha256::digest(bytes.as_bytes())),
+    Ok(OutputReport {
+        path: path.clone(),
+        bytes: written.1,
+        sha256: written.0,
         records,
-    }
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The human summary of a build, for stderr.

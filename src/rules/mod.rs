@@ -177,31 +177,54 @@ impl MapBuilder {
                     match report.foreign_domains.get_mut(address.domain()) {
                         Some(n) => *n += 1,
                         None => {
-                            report.foreign_domains.insert(address.domain().to_owned(), 1);
+                            report
+                                .foreign_domains
+                                .insert(address.domain().to_owned(), 1);
                         }
                     }
                     continue;
                 }
                 if decision.excluded {
                     *report.dropped.entry(DROP_FILTERED).or_default() += 1;
-                    report.excluded_by_rule.entry(filter_label(&rules, decision.rule)).or_default().addresses += 1;
+                    report
+                        .excluded_by_rule
+                        .entry(filter_label(&rules, decision.rule))
+                        .or_default()
+                        .addresses += 1;
                     continue;
                 }
-                if rules.exclude_addresses.iter().any(|p| crate::glob::matches(p, address.as_str())) {
+                if rules
+                    .exclude_addresses
+                    .iter()
+                    .any(|p| crate::glob::matches(p, address.as_str()))
+                {
                     *report.dropped.entry(DROP_EXCLUDED).or_default() += 1;
                     continue;
                 }
                 let is_primary = Some(address) == r.primary.as_ref();
-                claims.push((address, Owner::Object { recipient: index, is_primary }));
+                claims.push((
+                    address,
+                    Owner::Object {
+                        recipient: index,
+                        is_primary,
+                    },
+                ));
             }
             if decision.excluded {
-                report.excluded_by_rule.entry(filter_label(&rules, decision.rule)).or_default().objects += 1;
+                report
+                    .excluded_by_rule
+                    .entry(filter_label(&rules, decision.rule))
+                    .or_default()
+                    .objects += 1;
             }
         }
         claims.extend(rules.extra_addresses.iter().map(|a| (a, Owner::Extra)));
         claims.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let (owners, losers) = resolve(&recipients, claims);
-        let lost = losers.iter().filter(|(_, o)| !matches!(o, Owner::Extra)).count() as u64;
+        let lost = losers
+            .iter()
+            .filter(|(_, o)| !matches!(o, Owner::Extra))
+            .count() as u64;
         if lost > 0 {
             *report.dropped.entry(DROP_CONFLICT).or_default() += lost;
         }
@@ -210,55 +233,95 @@ impl MapBuilder {
         let profiles: Vec<Option<(String, String)>> = recipients
             .iter()
             .zip(&decisions)
-            .map(|(r, d)| if d.excluded { None } else { profile(&rules, r, &groups) })
+            .map(|(r, d)| {
+                if d.excluded {
+                    None
+                } else {
+                    profile(&rules, r, &groups)
+                }
+            })
             .collect();
 
         // One list per record type and domain: owners come in address order, so each list is
         // (nearly) sorted already and the final sort is about linear.
-        let mut blocks: BTreeMap<&str, [Vec<Record>; 5]> = accepted.iter().map(|d| (d.as_str(), Default::default())).collect();
+        let mut blocks: BTreeMap<&str, [Vec<Record>; 5]> = accepted
+            .iter()
+            .map(|d| (d.as_str(), Default::default()))
+            .collect();
+        if let Some([dirs, maps, ..]) = blocks.values_mut().next() {
+            // Most addresses are in one domain: size the lists once instead of growing them.
+            dirs.reserve(owners.len());
+            maps.reserve(owners.len() / 2);
+        }
         for domain in &accepted {
-            report.addresses_per_domain.entry(domain.clone()).or_default();
+            report
+                .addresses_per_domain
+                .entry(domain.clone())
+                .or_default();
         }
         for (address, owner) in &owners {
             let domain = address.domain();
             if let Some(n) = report.addresses_per_domain.get_mut(domain) {
                 *n += 1;
             }
-            let Some([dirs, maps, profiles_out, ucfgs, p13ns]) = blocks.get_mut(domain) else { continue };
-            dirs.push(Record::Dir(address.to_string()));
-            let Owner::Object { recipient, is_primary } = *owner else { continue };
+            let Some([dirs, maps, profiles_out, ucfgs, p13ns]) = blocks.get_mut(domain) else {
+                continue;
+            };
+            dirs.push(Record::Dir(address.as_str().to_owned()));
+            let Owner::Object {
+                recipient,
+                is_primary,
+            } = *owner
+            else {
+                continue;
+            };
             let r = &recipients[recipient];
             if !is_primary {
                 if let Some(primary) = r.primary.as_ref().filter(|p| owned(p)) {
-                    maps.push(Record::Map { alias: address.to_string(), primary: primary.to_string() });
+                    maps.push(Record::Map {
+                        alias: address.as_str().to_owned(),
+                        primary: primary.as_str().to_owned(),
+                    });
                 }
             }
             if let Some((name, _)) = &profiles[recipient] {
                 if is_primary || rules.profiles.aliases {
-                    profiles_out.push(Record::Profile { address: address.to_string(), profile: name.clone() });
+                    profiles_out.push(Record::Profile {
+                        address: address.as_str().to_owned(),
+                        profile: name.clone(),
+                    });
                 }
             }
             if is_primary {
                 for (field, value) in signature(&rules, r, &mut report) {
-                    p13ns.push(Record::P13n { address: address.to_string(), field, value });
+                    p13ns.push(Record::P13n {
+                        address: address.as_str().to_owned(),
+                        field,
+                        value,
+                    });
                 }
                 for (key, value) in routing(&rules, r, &groups) {
-                    ucfgs.push(Record::Ucfg { address: address.to_string(), key, value });
+                    ucfgs.push(Record::Ucfg {
+                        address: address.as_str().to_owned(),
+                        key,
+                        value,
+                    });
                 }
                 if let Some(key) = &rules.group_owner_key {
                     for owner in &r.owners {
-                        ucfgs.push(Record::Ucfg { address: address.to_string(), key: key.clone(), value: owner.to_string() });
+                        ucfgs.push(Record::Ucfg {
+                            address: address.as_str().to_owned(),
+                            key: key.clone(),
+                            value: owner.as_str().to_owned(),
+                        });
                     }
                 }
             }
         }
         let mut map = MapFile::new(&customer_id);
         for (domain, lists) in blocks {
-            let mut records = Vec::with_capacity(lists.iter().map(Vec::len).sum());
-            for mut list in lists {
-                records.append(&mut list);
-            }
-            map.domains.insert(domain.to_owned(), Block::from_records(records));
+            map.domains
+                .insert(domain.to_owned(), Block::from_lists(lists));
         }
 
         let mut conflicts: Vec<Conflict> = losers
@@ -292,9 +355,15 @@ impl MapBuilder {
 /// order — an object holding it as its primary address, else the DN that sorts first; an
 /// `addresses.extra` entry only when no object has it. Returns the owners (sorted by address)
 /// and the claims that lost.
-fn resolve<'a>(recipients: &[Recipient], claims: Vec<(&'a Address, Owner)>) -> (Vec<(&'a Address, Owner)>, Vec<(&'a Address, Owner)>) {
+fn resolve<'a>(
+    recipients: &[Recipient],
+    claims: Vec<(&'a Address, Owner)>,
+) -> (Vec<(&'a Address, Owner)>, Vec<(&'a Address, Owner)>) {
     let key = |o: Owner| match o {
-        Owner::Object { recipient, is_primary } => (0u8, !is_primary, recipients[recipient].dn.to_lowercase()),
+        Owner::Object {
+            recipient,
+            is_primary,
+        } => (0u8, !is_primary, recipients[recipient].dn.to_lowercase()),
         Owner::Extra => (1, true, String::new()),
     };
     let mut owners: Vec<(&Address, Owner)> = Vec::with_capacity(claims.len());
@@ -309,7 +378,11 @@ fn resolve<'a>(recipients: &[Recipient], claims: Vec<(&'a Address, Owner)>) -> (
             owners.push(claims[i]);
         } else {
             let group = &claims[i..j];
-            let winner = group.iter().min_by_key(|(_, o)| key(*o)).copied().unwrap_or(claims[i]);
+            let winner = group
+                .iter()
+                .min_by_key(|(_, o)| key(*o))
+                .copied()
+                .unwrap_or(claims[i]);
             owners.push(winner);
             losers.extend(group.iter().filter(|c| c.1 != winner.1).copied());
         }
@@ -492,7 +565,10 @@ pub struct MapAndReport {
 impl Built {
     /// Drops the recipients and the per-object decisions (a large share of the memory).
     pub fn into_map_and_report(self) -> MapAndReport {
-        MapAndReport { map: self.map, report: self.report }
+        MapAndReport {
+            map: self.map,
+            report: self.report,
+        }
     }
 
     /// Explains what happens to one address: every object that carries it, in which

@@ -148,7 +148,18 @@ impl Template {
 impl RulesConfig {
     /// Whether any rule asks about group membership.
     pub fn uses_membership(&self) -> bool {
-        self.filters.iter().map(|f| Some(&f.when)).chain(self.profiles.rules.iter().chain(&self.routing).map(|r| r.when.as_ref())).flatten().any(|c| c.uses_membership())
+        self.filters
+            .iter()
+            .map(|f| Some(&f.when))
+            .chain(
+                self.profiles
+                    .rules
+                    .iter()
+                    .chain(&self.routing)
+                    .map(|r| r.when.as_ref()),
+            )
+            .flatten()
+            .any(|c| c.uses_membership())
     }
 
     /// Every attribute the rules read (lower case): the sources must fetch them.

@@ -21,7 +21,6 @@ use super::{Entry, SourceStats};
 use crate::config::LdapConfig;
 use crate::secret::Secret;
 
-
 /// Connection attempts before the bind (the bind itself is never retried).
 const CONNECT_ATTEMPTS: u32 = 3;
 /// Certificates expiring sooner than this are warned about on every run.
@@ -269,7 +268,11 @@ impl Session {
 fn host_port(url: &str) -> Option<(String, u16)> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next()?;
-    let default = if scheme.eq_ignore_ascii_case("ldaps") { 636 } else { 389 };
+    let default = if scheme.eq_ignore_ascii_case("ldaps") {
+        636
+    } else {
+        389
+    };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         (host, after.strip_prefix(':'))
@@ -289,10 +292,26 @@ fn host_port(url: &str) -> Option<(String, u16)> {
 /// Connects the TCP stream ourselves, to switch off Nagle's algorithm: with it, each page
 /// request of a paged search waits for the delayed ACK (about 40 ms a page).
 async fn tcp_connect(url: &str, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
-    let (host, port) = host_port(url).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("cannot read host and port from {url}")))?;
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port)))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {}s (source.connect_timeout_seconds)", timeout.as_secs())))??;
+    let (host, port) = host_port(url).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("cannot read host and port from {url}"),
+        )
+    })?;
+    let stream = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no connection within {}s (source.connect_timeout_seconds)",
+                timeout.as_secs()
+            ),
+        )
+    })??;
     stream.set_nodelay(true)?;
     stream.into_std()
 }
@@ -566,7 +585,10 @@ mod tests {
 
     #[test]
     fn host_and_port_from_urls() {
-        assert_eq!(host_port("ldaps://ldaps.example.com"), Some(("ldaps.example.com".into(), 636)));
+        assert_eq!(
+            host_port("ldaps://ldaps.example.com"),
+            Some(("ldaps.example.com".into(), 636))
+        );
         assert_eq!(host_port("ldap://dc1:3268/"), Some(("dc1".into(), 3268)));
         assert_eq!(host_port("ldaps://[::1]:1636"), Some(("::1".into(), 1636)));
         assert_eq!(host_port("ldaps://"), None);
