@@ -364,8 +364,8 @@ impl MapFile {
         // The DIR addresses of each domain, sorted (the records are): binary search, no hashing.
         let dirs_of: BTreeMap<&str, Vec<&str>> = self
             .domains
-            .iter()
-            .map(|(d, _)| (d.as_str(), self.dir_addresses(d).collect()))
+            .keys()
+            .map(|d| (d.as_str(), self.dir_addresses(d).collect()))
             .collect();
         let has_dir = |address: &str| {
             let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
@@ -525,7 +525,7 @@ impl MapFile {
                 domain,
                 tag,
                 values,
-            } = split_line(line).map_err(|m| at(m.into()))?;
+            } = split_line(line).map_err(at)?;
             let Some((want_domain, want)) = expected.next() else {
                 return Err(at("a line after the last record".into()));
             };
