@@ -407,13 +407,15 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
     match result {
         Ok(()) => {}
         Err(WriteError::RoundTrip(e)) => return Err(round_trip_failure(e)),
-        Err(WriteError::Io(e)) => return Err(fail(
-            Exit::Failure,
-            anyhow!(e).context(format!(
+        Err(WriteError::Io(e)) => {
+            return Err(fail(
+                Exit::Failure,
+                anyhow!(e).context(format!(
                 "cannot write the MAP file {}; check [output] path and that the folder is writable",
                 path.display()
             )),
-        )),
+            ))
+        }
     }
     let mut records = BTreeMap::new();
     for r in map.domains.values().flatten() {

@@ -351,14 +351,17 @@ impl MapBuilder {
     }
 }
 
+/// An address and who claims it.
+type Claim<'a> = (&'a Address, Owner);
+
 /// Resolves claims sorted by address: one owner per address, chosen independently of input
 /// order — an object holding it as its primary address, else the DN that sorts first; an
 /// `addresses.extra` entry only when no object has it. Returns the owners (sorted by address)
 /// and the claims that lost.
 fn resolve<'a>(
     recipients: &[Recipient],
-    claims: Vec<(&'a Address, Owner)>,
-) -> (Vec<(&'a Address, Owner)>, Vec<(&'a Address, Owner)>) {
+    claims: Vec<Claim<'a>>,
+) -> (Vec<Claim<'a>>, Vec<Claim<'a>>) {
     let key = |o: Owner| match o {
         Owner::Object {
             recipient,
