@@ -45,6 +45,24 @@ pub fn write_atomic_with<E: From<std::io::Error>>(
     Ok(())
 }
 
+/// Removes the temporary files an interrupted write left in `dir` (`.dirsync-*.tmp`).
+/// Call it only while holding the run lock: then no other write is under way. Returns how
+/// many were removed.
+pub fn remove_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(".dirsync-") && name.ends_with(".tmp")
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Makes a rename durable (Unix); best effort.
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]

@@ -34,7 +34,8 @@ impl Verdict {
     pub fn describe(&self) -> String {
         if self.first_run {
             return format!(
-                "deletion guard: first run (no previous upload to compare with): {} addresses",
+                "deletion guard: no previous upload recorded in state_dir (a first run, or the \
+                 state was lost): nothing to compare with, {} addresses",
                 self.current
             );
         }
@@ -149,7 +150,7 @@ mod tests {
     fn first_run_passes_with_a_note() {
         let v = evaluate(None, &map(&[("a.com", 3)]), &config(0, 0.0));
         assert!(v.passes() && v.first_run);
-        assert!(v.describe().contains("first run"));
+        assert!(v.describe().contains("a first run"));
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub enum AddressError {
     EmptyDomain,
     #[error("not a valid domain name")]
     BadDomain,
+    #[error("not valid UTF-8")]
+    NotUtf8,
 }
 
 /// A valid mail address, lower-cased, its domain canonical (see [`Domain`]).
@@ -281,7 +283,15 @@ impl Recipient {
                     error,
                 }),
             };
-        for value in entry.texts("proxyaddresses") {
+        for raw in entry.values("proxyaddresses") {
+            let Ok(value) = std::str::from_utf8(raw) else {
+                rejected.push(Rejected {
+                    raw: String::from_utf8_lossy(raw).into_owned(),
+                    origin: Origin::ProxyAlias,
+                    error: AddressError::NotUtf8,
+                });
+                continue;
+            };
             let Some((prefix, addr)) = value.split_once(':') else {
                 continue;
             };
@@ -291,8 +301,15 @@ impl Recipient {
                 consider(addr, Origin::ProxyAlias, &mut rejected);
             }
         }
-        for value in entry.texts("mail") {
-            consider(value, Origin::Mail, &mut rejected);
+        for raw in entry.values("mail") {
+            match std::str::from_utf8(raw) {
+                Ok(value) => consider(value, Origin::Mail, &mut rejected),
+                Err(_) => rejected.push(Rejected {
+                    raw: String::from_utf8_lossy(raw).into_owned(),
+                    origin: Origin::Mail,
+                    error: AddressError::NotUtf8,
+                }),
+            }
         }
 
         // Primary: the SMTP: value (if several — invalid in AD — the one equal to `mail`, else

@@ -386,6 +386,15 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
 
     check_map(config, map)?;
     let path = &config.output.path;
+    if let Some(folder) = path.parent() {
+        let removed = crate::fsutil::remove_temporaries(folder);
+        if removed > 0 {
+            tracing::warn!(
+                "removed {removed} half-written temporary file(s) of an interrupted run from {}",
+                folder.display()
+            );
+        }
+    }
     let mut written = (String::new(), 0);
     let result = write_atomic_with(path, |file, tmp| -> Result<(), WriteError> {
         let mut out = std::io::BufWriter::with_capacity(

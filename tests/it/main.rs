@@ -10,11 +10,14 @@ mod sshd;
 mod util;
 
 mod ad;
+mod catalogue;
 mod cli;
 mod docs;
 mod exchange;
+mod faults;
 mod ldap;
 mod ops;
 mod rules;
+mod secrets;
 mod sync_ldif;
 mod upload;
