@@ -408,6 +408,59 @@ fn check_shows_the_certificate_counts_and_binds_once() {
     assert_eq!(server.binds(), 2, "check must bind once per run");
 }
 
+#[test]
+fn a_certificate_near_its_end_is_warned_about_and_a_closed_port_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("expiry CA");
+    let ca_pem = ca.write_pem(&dir.path().join("ca.pem"));
+    let cert = ca.server(dir.path(), "soon", &["127.0.0.1"], Validity::EndsInDays(10));
+    let server = Slapd::start(&gen::directory(10), &cert, None);
+    let case = Case::new();
+    ldap_config(
+        &case,
+        &format!("ldaps://127.0.0.1:{}", server.ldaps_port),
+        &ca_line(&ca_pem),
+    );
+    let run = case.run_env(
+        &["check", "--config", "dirsync.toml"],
+        &[(PW_ENV, READER_PASSWORD)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("expires in 9 days") || run.stderr.contains("expires in 10 days"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("renew it and update source.ca_file / tls_fingerprint_sha256 in time"),
+        "{run:?}"
+    );
+
+    // Nothing listens: connection failures before the bind are retried (3 attempts), then exit 4.
+    let closed = free_port();
+    ldap_config(
+        &case,
+        &format!("ldaps://127.0.0.1:{closed}"),
+        &ca_line(&ca_pem),
+    );
+    let run = sync(&case, READER_PASSWORD, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr.contains("attempt 1 of 3; retrying in 2s")
+            && run.stderr.contains("attempt 2 of 3; retrying in 4s"),
+        "{run:?}"
+    );
+    assert!(
+        run.error_line()
+            .contains(&format!("cannot connect to ldaps://127.0.0.1:{closed}")),
+        "{run:?}"
+    );
+    assert!(
+        run.error_line().contains("firewall / NSG allows TCP 636"),
+        "{run:?}"
+    );
+}
+
 mod scripted {
     //! What only a scripted server produces: ranges and AD's silent page cap.
     use crate::fake_ad::{self, FakeAd, FakeEntry};

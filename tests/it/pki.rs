@@ -22,6 +22,8 @@ pub struct ServerCert {
 pub enum Validity {
     Current,
     Expired,
+    /// Valid now, ending in this many days.
+    EndsInDays(u64),
 }
 
 impl Ca {
@@ -58,9 +60,30 @@ fn server_params(names: &[&str], validity: Validity) -> (CertificateParams, KeyP
     }
     params.is_ca = IsCa::ExplicitNoCa;
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    if let Validity::Expired = validity {
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    match validity {
+        Validity::Expired => {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        Validity::EndsInDays(days) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let end = now + days * 86_400;
+            let date = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(end),
+            )
+            .to_string();
+            let (y, m, d) = (
+                date[0..4].parse().unwrap(),
+                date[5..7].parse().unwrap(),
+                date[8..10].parse().unwrap(),
+            );
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+        }
+        Validity::Current => {}
     }
     (params, KeyPair::generate().unwrap())
 }
