@@ -58,3 +58,42 @@ fn an_unusable_log_folder_does_not_stop_the_run() {
         "{run:?}"
     );
 }
+
+#[test]
+fn shipped_maps_are_archived_for_archive_days_and_then_removed() {
+    let case = Case::new();
+    let ldif = case.write("export.ldif", users_ldif(3));
+    case.ldif_config(&ldif, "archive_days = 2");
+    let old = case.write("state/archive/20200101T000000Z.map", "old");
+    let status = std::process::Command::new("touch")
+        .args(["-d", "3 days ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let recent = case.write("state/archive/20991231T000000Z.map", "recent");
+    let run = case.run(&["sync", "--config", "dirsync.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let names: Vec<String> = std::fs::read_dir(case.path("state/archive"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !old.exists(),
+        "the copy older than archive_days was kept: {names:?}"
+    );
+    assert!(recent.exists());
+    let today: String = today().chars().filter(|c| *c != '-').collect();
+    let archived: Vec<&String> = names.iter().filter(|n| n.starts_with(&today)).collect();
+    assert_eq!(archived.len(), 1, "{names:?}");
+    assert_eq!(
+        std::fs::read(case.path(&format!("state/archive/{}", archived[0]))).unwrap(),
+        case.read("out/retarus.map").unwrap()
+    );
+    // Without archive_days, nothing is kept (the files hold personal data).
+    let plain = Case::new();
+    let ldif = plain.write("export.ldif", users_ldif(3));
+    plain.ldif_config(&ldif, "");
+    assert_eq!(plain.run(&["sync", "--config", "dirsync.toml"]).code, 0);
+    assert!(!plain.path("state/archive").exists());
+}
