@@ -132,7 +132,7 @@ mod tests {
         for (domain, n) in counts {
             m.add_domain(domain);
             for i in 0..*n {
-                m.insert(domain, Record::Dir(format!("u{i}@{domain}")));
+                m.insert(domain, Record::Dir(format!("u{i}@{domain}").into()));
             }
         }
         m

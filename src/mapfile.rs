@@ -13,26 +13,29 @@ use std::io::BufRead;
 /// The end marker: without it Retarus ignores the whole file.
 pub const END_MARKER: &str = "++++";
 
+/// Text of a record: shared, so records naming the same address hold one copy of it.
+pub type Text = std::sync::Arc<str>;
+
 /// One record of a domain block. The variant order is the order of the blocks in the file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Record {
     /// A valid address.
-    Dir(String),
+    Dir(Text),
     /// An alias and its primary address.
-    Map { alias: String, primary: String },
+    Map { alias: Text, primary: Text },
     /// An address and its Email Security profile.
-    Profile { address: String, profile: String },
+    Profile { address: Text, profile: Text },
     /// Per-user configuration: address, key, value.
     Ucfg {
-        address: String,
-        key: String,
-        value: String,
+        address: Text,
+        key: Text,
+        value: Text,
     },
     /// Personalisation (signature/disclaimer) data: address, field, value.
     P13n {
-        address: String,
-        field: String,
-        value: String,
+        address: Text,
+        field: Text,
+        value: Text,
     },
 }
 
@@ -78,7 +81,7 @@ impl Record {
     }
 
     fn from_parts(tag: &str, values: &[&str]) -> Result<Record, String> {
-        let own = |i: usize| values[i].to_owned();
+        let own = |i: usize| Text::from(values[i]);
         let want = |n: usize| {
             if values.len() == n {
                 Ok(())
@@ -308,7 +311,7 @@ impl MapFile {
             .into_iter()
             .flatten()
             .filter_map(|r| match r {
-                Record::Dir(a) => Some(a.as_str()),
+                Record::Dir(a) => Some(&**a),
                 _ => None,
             })
     }

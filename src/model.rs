@@ -96,8 +96,9 @@ pub enum AddressError {
 /// non-ASCII local parts (SMTPUTF8) are refused: Exchange Online does not route them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address {
-    text: String,
-    at: usize,
+    /// Shared with the MAP records that name the address: one copy of each address in memory.
+    text: std::sync::Arc<str>,
+    at: u32,
 }
 
 impl Address {
@@ -125,8 +126,8 @@ impl Address {
         normal.push('@');
         normal.push_str(&domain);
         Ok(Address {
-            text: normal,
-            at: local.len(),
+            text: normal.into(),
+            at: local.len() as u32,
         })
     }
 
@@ -136,7 +137,12 @@ impl Address {
 
     /// The domain part, canonical.
     pub fn domain(&self) -> &str {
-        &self.text[self.at + 1..]
+        &self.text[self.at as usize + 1..]
+    }
+
+    /// The address as shared text, for a record that names it (no copy).
+    pub fn shared(&self) -> std::sync::Arc<str> {
+        self.text.clone()
     }
 }
 

@@ -267,7 +267,7 @@ impl MapBuilder {
             let Some([dirs, maps, profiles_out, ucfgs, p13ns]) = blocks.get_mut(domain) else {
                 continue;
             };
-            dirs.push(Record::Dir(address.as_str().to_owned()));
+            dirs.push(Record::Dir(address.shared()));
             let Owner::Object {
                 recipient,
                 is_primary,
@@ -279,40 +279,40 @@ impl MapBuilder {
             if !is_primary {
                 if let Some(primary) = r.primary.as_ref().filter(|p| owned(p)) {
                     maps.push(Record::Map {
-                        alias: address.as_str().to_owned(),
-                        primary: primary.as_str().to_owned(),
+                        alias: address.shared(),
+                        primary: primary.shared(),
                     });
                 }
             }
             if let Some((name, _)) = &profiles[recipient] {
                 if is_primary || rules.profiles.aliases {
                     profiles_out.push(Record::Profile {
-                        address: address.as_str().to_owned(),
-                        profile: name.clone(),
+                        address: address.shared(),
+                        profile: name.as_str().into(),
                     });
                 }
             }
             if is_primary {
                 for (field, value) in signature(&rules, r, &mut report) {
                     p13ns.push(Record::P13n {
-                        address: address.as_str().to_owned(),
-                        field,
-                        value,
+                        address: address.shared(),
+                        field: field.into(),
+                        value: value.into(),
                     });
                 }
                 for (key, value) in routing(&rules, r, &groups) {
                     ucfgs.push(Record::Ucfg {
-                        address: address.as_str().to_owned(),
-                        key,
-                        value,
+                        address: address.shared(),
+                        key: key.into(),
+                        value: value.into(),
                     });
                 }
                 if let Some(key) = &rules.group_owner_key {
                     for owner in &r.owners {
                         ucfgs.push(Record::Ucfg {
-                            address: address.as_str().to_owned(),
-                            key: key.clone(),
-                            value: owner.as_str().to_owned(),
+                            address: address.shared(),
+                            key: key.as_str().into(),
+                            value: owner.shared(),
                         });
                     }
                 }

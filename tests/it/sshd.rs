@@ -27,7 +27,39 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// The test user's password, set once per test process (random).
+/// A random password made once per machine and kept in root's home (mode 0600), so that test
+/// runs at the same time agree on it instead of resetting each other's.
+fn machine_password() -> String {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+        .join(".cache/dirsync-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sftp-password");
+    let mut bytes = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        std::io::Write::write_all(&mut f, fresh.as_bytes()).unwrap();
+    }
+    let mut pw = std::fs::read_to_string(&path).unwrap();
+    for _ in 0..50 {
+        if pw.len() == 24 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        pw = std::fs::read_to_string(&path).unwrap();
+    }
+    pw
+}
+
+/// The test user's password, set once per test process (random, shared by the machine's runs).
 pub fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
     PASSWORD.get_or_init(|| {
@@ -57,11 +89,7 @@ pub fn password() -> &'static str {
                 USER,
             ]));
         }
-        let mut bytes = [0u8; 12];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-            .unwrap();
-        let pw: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let pw = machine_password();
         let mut child = Command::new("chpasswd")
             .stdin(Stdio::piped())
             .spawn()
