@@ -121,12 +121,18 @@ impl Address {
             return Err(AddressError::BadLocal);
         }
         let domain = canonical_domain(domain)?;
-        let mut normal = String::with_capacity(local.len() + 1 + domain.len());
-        normal.extend(local.chars().map(|c| c.to_ascii_lowercase()));
-        normal.push('@');
-        normal.push_str(&domain);
+        // Assembled on the stack (at most 64 + 1 + 253 bytes, both parts checked ASCII above),
+        // so the shared text is the only allocation.
+        let mut buf = [0u8; 320];
+        let n = local.len() + 1 + domain.len();
+        for (slot, b) in buf.iter_mut().zip(local.bytes()) {
+            *slot = b.to_ascii_lowercase();
+        }
+        buf[local.len()] = b'@';
+        buf[local.len() + 1..n].copy_from_slice(domain.as_bytes());
+        let text = std::str::from_utf8(&buf[..n]).map_err(|_| AddressError::BadDomain)?;
         Ok(Address {
-            text: normal.into(),
+            text: text.into(),
             at: local.len() as u32,
         })
     }
