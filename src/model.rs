@@ -240,7 +240,7 @@ pub struct Rejected {
 /// One directory object with the addresses it receives mail for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    pub dn: String,
+    pub dn: Box<str>,
     pub kind: ObjectKind,
     /// `userAccountControl` bit 0x2. Disabled objects are kept: shared, room and equipment
     /// mailboxes are disabled users.
@@ -250,23 +250,23 @@ pub struct Recipient {
     pub aliases: Vec<(Address, Origin)>,
     pub primary_origin: Origin,
     /// Address values that are not valid addresses.
-    pub rejected: Vec<Rejected>,
+    pub rejected: Box<[Rejected]>,
     /// `objectGUID` in AD's text form.
-    pub object_guid: Option<String>,
+    pub object_guid: Option<Box<str>>,
     /// Direct group memberships (`memberOf` DNs).
-    pub member_of: Vec<String>,
+    pub member_of: Box<[String]>,
     /// Number of `member` values (groups), all ranges read.
-    pub members: usize,
+    pub members: u32,
     /// The attributes the rules read (lower-case names, text values).
     pub attrs: BTreeMap<String, Vec<String>>,
     /// Exchange's recipient type (`shared_mailbox`, …), when Exchange data is merged.
     pub exchange_kind: Option<String>,
     /// `msDS-aadObjectId` (Entra DS), lower case: matches Exchange's ExternalDirectoryObjectId.
-    pub aad_object_id: Option<String>,
+    pub aad_object_id: Option<Box<str>>,
     /// Owners of a Microsoft 365 group, from Exchange.
-    pub owners: Vec<Address>,
+    pub owners: Box<[Address]>,
     /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
-    pub extra_primaries: usize,
+    pub extra_primaries: u32,
 }
 
 impl Recipient {
@@ -364,14 +364,14 @@ impl Recipient {
 
         aliases.shrink_to_fit();
         Recipient {
-            dn: entry.dn.clone(),
+            dn: entry.dn.as_str().into(),
             kind,
             disabled,
             primary,
             aliases,
             primary_origin,
-            rejected,
-            extra_primaries,
+            rejected: rejected.into_boxed_slice(),
+            extra_primaries: u32::try_from(extra_primaries).unwrap_or(u32::MAX),
             object_guid: keep
                 .details
                 .then(|| {
@@ -380,14 +380,15 @@ impl Recipient {
                         .first()
                         .and_then(|v| guid_text(v))
                 })
-                .flatten(),
+                .flatten()
+                .map(String::into_boxed_str),
             member_of: if keep.member_of {
                 entry.texts("memberof").map(str::to_owned).collect()
             } else {
-                Vec::new()
+                Box::default()
             },
             members: if keep.details {
-                entry.values("member").len()
+                u32::try_from(entry.values("member").len()).unwrap_or(u32::MAX)
             } else {
                 0
             },
@@ -405,8 +406,8 @@ impl Recipient {
             exchange_kind: None,
             aad_object_id: entry
                 .first_text("msds-aadobjectid")
-                .map(|s| s.trim().to_lowercase()),
-            owners: Vec::new(),
+                .map(|s| s.trim().to_lowercase().into_boxed_str()),
+            owners: Box::default(),
         }
     }
 

@@ -75,6 +75,9 @@ pub struct Build {
 pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
     let config = &prepared.config;
     let mut builder = MapBuilder::new(&config.customer_id, &config.domains, &config.rules);
+    if !details {
+        builder = builder.lean();
+    }
     let keep = Keep {
         attrs: config.rules.attributes(),
         member_of: details || config.rules.uses_membership(),

@@ -209,7 +209,7 @@ pub fn merge(
     let mut by_address: BTreeMap<Address, usize> = BTreeMap::new();
     for (i, r) in recipients.iter().enumerate() {
         if let Some(id) = &r.aad_object_id {
-            by_id.insert(id.clone(), i);
+            by_id.insert(id.to_string(), i);
         }
         for (a, _) in r.addresses() {
             by_address.entry(a.clone()).or_insert(i);
@@ -296,7 +296,7 @@ pub fn merge(
                     .filter_map(|o| Address::parse(o.trim()).ok())
                     .collect();
                 report.groups_with_owners += u64::from(!owners.is_empty());
-                recipients[i].owners = owners;
+                recipients[i].owners = owners.into_boxed_slice();
             }
             None => report.owners_unmatched.push(go.group.clone()),
         }
@@ -326,7 +326,7 @@ fn ex_recipient(ex: &data::ExRecipient) -> Recipient {
     }
     let mut r = Recipient::from_entry(&entry, &crate::model::Keep::default());
     r.exchange_kind = Some(ex.kind.clone());
-    r.aad_object_id = ex.external_directory_object_id.clone();
+    r.aad_object_id = ex.external_directory_object_id.as_deref().map(Into::into);
     if let Some(name) = &ex.display_name {
         r.attrs.insert("displayname".into(), vec![name.clone()]);
     }
@@ -442,9 +442,9 @@ mod tests {
             ddg.primary.as_ref().unwrap().as_str(),
             "all-sales@example.com"
         );
-        assert_eq!(ddg.owners, [Address::parse("alice@example.com").unwrap()]);
+        assert_eq!(&*ddg.owners, [Address::parse("alice@example.com").unwrap()]);
         assert_eq!(
-            ddg.dn,
+            &*ddg.dn,
             "Exchange DynamicDistributionGroup: all-sales@example.com"
         );
 

@@ -100,6 +100,7 @@ pub struct MapBuilder {
     rules: RulesConfig,
     recipients: Vec<Recipient>,
     report: BuildReport,
+    lean: bool,
 }
 
 /// The finished build: the MAP file, the report, and what is needed to explain it.
@@ -121,10 +122,30 @@ impl MapBuilder {
             rules: rules.clone(),
             recipients: Vec::new(),
             report: BuildReport::default(),
+            lean: false,
         }
     }
 
-    pub fn add(&mut self, recipient: Recipient) {
+    /// Keep less of each recipient: aliases outside the accepted domains are counted and
+    /// dropped as they arrive (a sync needs only the counts; `explain` keeps them all).
+    pub fn lean(mut self) -> Self {
+        self.lean = true;
+        self
+    }
+
+    pub fn add(&mut self, mut recipient: Recipient) {
+        if self.lean {
+            let accepted = &self.accepted;
+            let report = &mut self.report;
+            recipient.aliases.retain(|(a, _)| {
+                let keep = accepted.contains(a.domain());
+                if !keep {
+                    count_foreign(report, a);
+                }
+                keep
+            });
+            recipient.aliases.shrink_to_fit();
+        }
         let report = &mut self.report;
         *report.objects.entry(recipient.kind).or_default() += 1;
         report.objects_disabled += u64::from(recipient.disabled);
@@ -133,7 +154,7 @@ impl MapBuilder {
             *report.dropped.entry(DROP_INVALID).or_default() += 1;
             if report.invalid.len() < LISTED {
                 report.invalid.push(InvalidValue {
-                    dn: recipient.dn.clone(),
+                    dn: recipient.dn.to_string(),
                     value: r.raw.clone(),
                     reason: format!("{} in {}", r.error, r.origin.describe()),
                 });
@@ -157,6 +178,7 @@ impl MapBuilder {
             rules,
             recipients,
             mut report,
+            ..
         } = self;
         let groups = Groups::new(recipients.iter());
         let is_accepted = |a: &Address| accepted.contains(a.domain());
@@ -173,15 +195,7 @@ impl MapBuilder {
             }
             for (address, _) in r.addresses() {
                 if !is_accepted(address) {
-                    *report.dropped.entry(DROP_FOREIGN).or_default() += 1;
-                    match report.foreign_domains.get_mut(address.domain()) {
-                        Some(n) => *n += 1,
-                        None => {
-                            report
-                                .foreign_domains
-                                .insert(address.domain().to_owned(), 1);
-                        }
-                    }
+                    count_foreign(&mut report, address);
                     continue;
                 }
                 if decision.excluded {
@@ -394,9 +408,22 @@ fn resolve<'a>(
     (owners, losers)
 }
 
+/// Counts an address outside the accepted domains, per domain.
+fn count_foreign(report: &mut BuildReport, address: &Address) {
+    *report.dropped.entry(DROP_FOREIGN).or_default() += 1;
+    match report.foreign_domains.get_mut(address.domain()) {
+        Some(n) => *n += 1,
+        None => {
+            report
+                .foreign_domains
+                .insert(address.domain().to_owned(), 1);
+        }
+    }
+}
+
 fn owner_name(recipients: &[Recipient], owner: Owner) -> String {
     match owner {
-        Owner::Object { recipient, .. } => recipients[recipient].dn.clone(),
+        Owner::Object { recipient, .. } => recipients[recipient].dn.to_string(),
         Owner::Extra => "addresses.extra".into(),
     }
 }
@@ -540,7 +567,7 @@ fn signature(
             report.cleaned_values_total += 1;
             if report.cleaned_values.len() < LISTED {
                 report.cleaned_values.push(InvalidValue {
-                    dn: r.dn.clone(),
+                    dn: r.dn.to_string(),
                     value: field.clone(),
                     reason: match (control, long) {
                         (true, true) => {
