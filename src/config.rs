@@ -726,14 +726,11 @@ impl Validator<'_> {
             ),
         }
         for (i, b) in bases.iter().enumerate() {
-            let f = b.filter.trim();
-            if !(f.starts_with('(') && f.ends_with(')'))
-                || f.matches('(').count() != f.matches(')').count()
-            {
+            if crate::source::ldap::encode_filter(b.filter.trim()).is_none() {
                 self.problem(
                     &format!("source.bases[{i}].filter"),
                     format!(
-                        "{:?} is not an LDAP filter; expected e.g. \"(objectClass=user)\"",
+                        "{:?} is not an LDAP filter (RFC 4515); expected e.g. \"(objectClass=user)\"",
                         b.filter
                     ),
                 );

@@ -333,21 +333,55 @@ impl MapFile {
 
     /// Writes the file to `out`, line by line: a large map is never held twice in memory.
     pub fn render_to(&self, eol: LineEnding, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.render_lines(eol, out, |_, _, _| true)
+            .map_err(|e| match e {
+                RenderError::Io(e) => e,
+                RenderError::RoundTrip(e) => std::io::Error::other(e),
+            })
+    }
+
+    /// As [`render_to`](Self::render_to), checking every line as it is written: it must
+    /// parse back into the record it was rendered from (the round trip of map-format.md),
+    /// or nothing more is written.
+    pub fn render_checked_to(
+        &self,
+        eol: LineEnding,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), RenderError> {
+        self.render_lines(eol, out, |line, domain, (tag, values)| {
+            parses_back(line, &self.customer_id, domain, tag, values)
+        })
+    }
+
+    /// Renders every line, asking `check` about each (without its line ending) first.
+    fn render_lines(
+        &self,
+        eol: LineEnding,
+        out: &mut impl std::io::Write,
+        mut check: impl FnMut(&str, &str, (&str, &[&str])) -> bool,
+    ) -> Result<(), RenderError> {
+        let mut line = String::with_capacity(256);
+        let mut number = 0;
         for (domain, records) in &self.domains {
-            render_line(out, &self.customer_id, domain, "DOMAIN:", &[domain], eol)?;
-            for record in records {
-                render_line(
-                    out,
-                    &self.customer_id,
-                    domain,
-                    record.tag(),
-                    &record.values(),
-                    eol,
-                )?;
+            let lines = std::iter::once(("DOMAIN:", Fields::new([domain, "", ""], 1)))
+                .chain(records.iter().map(|r| (r.tag(), r.values())));
+            for (tag, values) in lines {
+                number += 1;
+                line.clear();
+                render_line(&mut line, &self.customer_id, domain, tag, &values);
+                if !check(&line, domain, (tag, &values)) {
+                    return Err(RenderError::RoundTrip(format!(
+                        "line {number}: {line:?} does not parse back into the record it was \
+                         written from"
+                    )));
+                }
+                line.push_str(eol.as_str());
+                out.write_all(line.as_bytes())?;
             }
         }
         out.write_all(END_MARKER.as_bytes())?;
-        out.write_all(eol.as_str().as_bytes())
+        out.write_all(eol.as_str().as_bytes())?;
+        Ok(())
     }
 
     /// The checks of map-format.md that a file must pass before it may leave the machine.
@@ -364,18 +398,16 @@ impl MapFile {
                 self.customer_id
             ));
         }
-        // The DIR addresses of each domain, sorted (the records are): binary search, no hashing.
-        let dirs_of: BTreeMap<&str, Vec<&str>> = self
+        let dirs: std::collections::HashSet<&str, foldhash::fast::RandomState> = self
             .domains
-            .keys()
-            .map(|d| (d.as_str(), self.dir_addresses(d).collect()))
+            .values()
+            .flat_map(|block| block.dirs())
+            .filter_map(|r| match r {
+                Record::Dir(a) => Some(&**a),
+                _ => None,
+            })
             .collect();
-        let has_dir = |address: &str| {
-            let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-            dirs_of
-                .get(domain)
-                .is_some_and(|dirs| dirs.binary_search(&address).is_ok())
-        };
+        let has_dir = |address: &str| dirs.contains(address);
         for (domain, records) in &self.domains {
             if !accepted.contains(domain) {
                 problems.push(format!("domain {domain} is not an accepted domain"));
@@ -417,28 +449,49 @@ impl MapFile {
     }
 }
 
-/// Renders one line. THE place where the line layout is decided: `customer|domain`, TAB, tag,
-/// then each value after a TAB.
-fn render_line(
-    out: &mut impl std::io::Write,
-    customer: &str,
-    domain: &str,
-    tag: &str,
-    values: &[&str],
-    eol: LineEnding,
-) -> std::io::Result<()> {
-    write!(out, "{customer}|{domain}\t{tag}")?;
+/// Renders one line, without its line ending. THE place where the line layout is decided:
+/// `customer|domain`, TAB, tag, then each value after a TAB.
+fn render_line(out: &mut String, customer: &str, domain: &str, tag: &str, values: &[&str]) {
+    out.push_str(customer);
+    out.push('|');
+    out.push_str(domain);
+    out.push('\t');
+    out.push_str(tag);
     for value in values {
-        out.write_all(b"\t")?;
-        out.write_all(value.as_bytes())?;
+        out.push('\t');
+        out.push_str(value);
     }
-    out.write_all(eol.as_str().as_bytes())
+}
+
+/// Whether a line (without its line ending) reads back as exactly these fields.
+fn parses_back(line: &str, customer: &str, domain: &str, tag: &str, values: &[&str]) -> bool {
+    let mut fields = line.split('\t');
+    fields
+        .next()
+        .and_then(|prefix| prefix.split_once('|'))
+        .is_some_and(|(c, d)| c == customer && d == domain)
+        && fields.next() == Some(tag)
+        && fields.eq(values.iter().copied())
+}
+
+/// Why a MAP file could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    RoundTrip(String),
 }
 
 /// A value may not contain control characters (TAB, CR, LF …) nor start or end with a space:
 /// nothing may be able to break a line.
 pub fn valid_value(value: &str) -> bool {
-    !value.is_empty() && !value.chars().any(char::is_control) && value.trim() == value
+    let bytes = value.as_bytes();
+    // Printable ASCII, no space at either end: most values, checked without decoding.
+    let plain = bytes.iter().all(|b| (b' '..=b'~').contains(b))
+        && bytes.first().is_some_and(|b| *b != b' ')
+        && bytes.last().is_some_and(|b| *b != b' ');
+    plain || (!value.is_empty() && !value.chars().any(char::is_control) && value.trim() == value)
 }
 
 /// Cleans free text from the directory (display names, titles) for a MAP value: control
@@ -523,21 +576,14 @@ impl MapFile {
                 ended = true;
                 continue;
             }
-            let Line {
-                customer,
-                domain,
-                tag,
-                values,
-            } = split_line(line).map_err(at)?;
-            let Some((want_domain, want)) = expected.next() else {
+            split_line(line).map_err(at)?;
+            let Some((domain, want)) = expected.next() else {
                 return Err(at("a line after the last record".into()));
             };
-            let same = customer == self.customer_id
-                && domain == want_domain.as_str()
-                && match want {
-                    None => tag == "DOMAIN:" && values == [domain],
-                    Some(r) => tag == r.tag() && values.as_slice() == &*r.values(),
-                };
+            let same = match want {
+                None => parses_back(line, &self.customer_id, domain, "DOMAIN:", &[domain]),
+                Some(r) => parses_back(line, &self.customer_id, domain, r.tag(), &r.values()),
+            };
             if !same {
                 return Err(at(format!(
                     "{line:?} does not parse back into the record it was written from"

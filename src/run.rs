@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context as _};
@@ -353,6 +353,27 @@ pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure>
     Ok(bytes)
 }
 
+/// SHA-256 and size of a file.
+fn sha256_of(path: &Path) -> std::io::Result<(sha2::digest::Output<sha2::Sha256>, usize)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut size = 0;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok((sha.finalize(), size)),
+            Ok(n) => {
+                sha.update(&buf[..n]);
+                size += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Checks the map, then writes it to `[output] path`: streamed into a temporary file in the
 /// same folder, read back for the round-trip check, and only then renamed over the old file.
 pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure> {
@@ -386,6 +407,14 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
             WriteError::Io(e)
         }
     }
+    impl From<crate::mapfile::RenderError> for WriteError {
+        fn from(e: crate::mapfile::RenderError) -> Self {
+            match e {
+                crate::mapfile::RenderError::Io(e) => WriteError::Io(e),
+                crate::mapfile::RenderError::RoundTrip(e) => WriteError::RoundTrip(e),
+            }
+        }
+    }
 
     check_map(config, map)?;
     let path = &config.output.path;
@@ -408,13 +437,21 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
                 bytes: 0,
             },
         );
-        map.render_to(config.output.line_ending, &mut out)?;
+        map.render_checked_to(config.output.line_ending, &mut out)?;
         out.flush()?;
         let tee = out.into_inner().map_err(|e| e.into_error())?;
-        written = (hex::encode(tee.sha.finalize()), tee.bytes);
-        let back = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(tmp)?);
-        map.check_round_trip_from(back)
-            .map_err(WriteError::RoundTrip)
+        let digest = tee.sha.finalize();
+        // Every line was checked as it was rendered; reading the file back proves that what
+        // is on disk is exactly those bytes.
+        let (back, size) = sha256_of(tmp)?;
+        if back != digest || size != tee.bytes {
+            return Err(WriteError::RoundTrip(format!(
+                "the file read back ({size} bytes) differs from what was written ({} bytes)",
+                tee.bytes
+            )));
+        }
+        written = (hex::encode(digest), tee.bytes);
+        Ok(())
     });
     match result {
         Ok(()) => {}

@@ -5,6 +5,7 @@
 //! nothing about mail addresses or Active Directory semantics (that is `model`), and a source
 //! never decides what is kept: it reads everything or fails.
 
+pub mod ber;
 pub mod ldap;
 pub mod ldif;
 pub mod tls;
@@ -100,15 +101,21 @@ impl Entry {
 
     /// Adds one value; `name` is lower-cased.
     pub fn push(&mut self, name: &str, value: Vec<u8>) {
-        if let Some(values) = self.attrs.get_mut(name) {
-            values.push(value);
-            return;
-        }
+        self.slot(name).push(value);
+    }
+
+    /// Adds several values of one attribute; `name` is lower-cased.
+    pub fn push_all(&mut self, name: &str, values: Vec<Vec<u8>>) {
+        self.slot(name).extend(values);
+    }
+
+    /// The values of an attribute, to add to.
+    fn slot(&mut self, name: &str) -> &mut Vec<Vec<u8>> {
         let key = match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)) {
             Some(known) => Cow::Borrowed(*known),
             None => Cow::Owned(name.to_ascii_lowercase()),
         };
-        self.attrs.entry(key).or_default().push(value);
+        self.attrs.entry(key).or_default()
     }
 
     /// All values of an attribute (empty when absent). `name` must be lower case.
