@@ -398,15 +398,16 @@ impl MapFile {
                 self.customer_id
             ));
         }
-        let dirs: std::collections::HashSet<&str, foldhash::fast::RandomState> = self
-            .domains
-            .values()
-            .flat_map(|block| block.dirs())
-            .filter_map(|r| match r {
+        let mut dirs = std::collections::HashSet::with_capacity_and_hasher(
+            self.domains.values().map(|b| b.dirs().len()).sum(),
+            foldhash::fast::RandomState::default(),
+        );
+        for block in self.domains.values() {
+            dirs.extend(block.dirs().iter().filter_map(|r| match r {
                 Record::Dir(a) => Some(&**a),
                 _ => None,
-            })
-            .collect();
+            }));
+        }
         let has_dir = |address: &str| dirs.contains(address);
         for (domain, records) in &self.domains {
             if !accepted.contains(domain) {

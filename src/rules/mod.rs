@@ -234,7 +234,8 @@ impl MapBuilder {
         }
         claims.extend(rules.extra_addresses.iter().map(|a| (a, Owner::Extra)));
         claims.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let (owners, losers) = resolve(&recipients, claims);
+        let mut primary_owned = vec![false; recipients.len()];
+        let (owners, losers) = resolve(&recipients, claims, &mut primary_owned);
         let lost = losers
             .iter()
             .filter(|(_, o)| !matches!(o, Owner::Extra))
@@ -242,7 +243,11 @@ impl MapBuilder {
         if lost > 0 {
             *report.dropped.entry(DROP_CONFLICT).or_default() += lost;
         }
-        let owned = |a: &Address| owners.binary_search_by(|(o, _)| (*o).cmp(a)).is_ok();
+        // Whether a recipient's primary address has an owner: known from its own claim on it,
+        // looked up only for a primary it did not claim.
+        let primary_is_owned = |recipient: usize, primary: &Address| {
+            primary_owned[recipient] || owners.binary_search_by(|(o, _)| (*o).cmp(primary)).is_ok()
+        };
 
         let profiles: Vec<Option<(String, String)>> = recipients
             .iter()
@@ -258,29 +263,27 @@ impl MapBuilder {
 
         // One list per record type and domain: owners come in address order, so each list is
         // (nearly) sorted already and the final sort is about linear.
-        let mut blocks: BTreeMap<&str, [Vec<Record>; 5]> = accepted
-            .iter()
-            .map(|d| (d.as_str(), Default::default()))
-            .collect();
-        if let Some([dirs, maps, ..]) = blocks.values_mut().next() {
+        // Few domains: found by a scan (no tree lookup per address).
+        let domains: Vec<&str> = accepted.iter().map(|d| d.as_str()).collect();
+        let mut blocks: Vec<[Vec<Record>; 5]> =
+            domains.iter().map(|_| Default::default()).collect();
+        let mut counts = vec![0usize; domains.len()];
+        if let Some([dirs, maps, ..]) = blocks.first_mut() {
             // Most addresses are in one domain: size the lists once instead of growing them.
             dirs.reserve(owners.len());
             maps.reserve(owners.len() / 2);
         }
-        for domain in &accepted {
-            report
-                .addresses_per_domain
-                .entry(domain.clone())
-                .or_default();
-        }
+        let mut last = 0;
         for (address, owner) in &owners {
             let domain = address.domain();
-            if let Some(n) = report.addresses_per_domain.get_mut(domain) {
-                *n += 1;
+            if domains.get(last) != Some(&domain) {
+                match domains.iter().position(|d| *d == domain) {
+                    Some(i) => last = i,
+                    None => continue,
+                }
             }
-            let Some([dirs, maps, profiles_out, ucfgs, p13ns]) = blocks.get_mut(domain) else {
-                continue;
-            };
+            counts[last] += 1;
+            let [dirs, maps, profiles_out, ucfgs, p13ns] = &mut blocks[last];
             dirs.push(Record::Dir(address.shared()));
             let Owner::Object {
                 recipient,
@@ -291,7 +294,11 @@ impl MapBuilder {
             };
             let r = &recipients[recipient];
             if !is_primary {
-                if let Some(primary) = r.primary.as_ref().filter(|p| owned(p)) {
+                if let Some(primary) = r
+                    .primary
+                    .as_ref()
+                    .filter(|p| primary_is_owned(recipient, p))
+                {
                     maps.push(Record::Map {
                         alias: address.shared(),
                         primary: primary.shared(),
@@ -333,9 +340,12 @@ impl MapBuilder {
             }
         }
         let mut map = MapFile::new(&customer_id);
-        for (domain, lists) in blocks {
+        for ((domain, lists), count) in domains.iter().zip(blocks).zip(counts) {
             map.domains
-                .insert(domain.to_owned(), Block::from_lists(lists));
+                .insert((*domain).to_owned(), Block::from_lists(lists));
+            report
+                .addresses_per_domain
+                .insert((*domain).to_owned(), count as u64);
         }
 
         let mut conflicts: Vec<Conflict> = losers
@@ -372,9 +382,11 @@ type Claim<'a> = (&'a Address, Owner);
 /// order — an object holding it as its primary address, else the DN that sorts first; an
 /// `addresses.extra` entry only when no object has it. Returns the owners (sorted by address)
 /// and the claims that lost.
+/// Marks in `primary_owned` each recipient whose primary address got an owner.
 fn resolve<'a>(
     recipients: &[Recipient],
     claims: Vec<Claim<'a>>,
+    primary_owned: &mut [bool],
 ) -> (Vec<Claim<'a>>, Vec<Claim<'a>>) {
     let key = |o: Owner| match o {
         Owner::Object {
@@ -390,6 +402,15 @@ fn resolve<'a>(
         let mut j = i + 1;
         while j < claims.len() && claims[j].0 == claims[i].0 {
             j += 1;
+        }
+        for (_, owner) in &claims[i..j] {
+            if let Owner::Object {
+                recipient,
+                is_primary: true,
+            } = *owner
+            {
+                primary_owned[recipient] = true;
+            }
         }
         if j - i == 1 {
             owners.push(claims[i]);
