@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::mapfile::{clean_value, Block, MapFile, Record};
+use crate::mapfile::{clean_value, Block, MapFile, Record, Setting};
 use crate::model::{Address, Domain, ObjectKind, Recipient};
 use condition::Groups;
 use spec::{Derive, Piece, RulesConfig, ValueRule, ValueSource};
@@ -27,7 +27,8 @@ const LISTED: usize = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     Object {
-        recipient: usize,
+        /// Index into the recipients (u32: keeps a claim at 32 bytes).
+        recipient: u32,
         is_primary: bool,
     },
     /// Listed in `addresses.extra`.
@@ -185,7 +186,7 @@ impl MapBuilder {
 
         // Every claim on an address, then sorted by address: one pass resolves conflicts
         // (much cheaper than a map insert per address on large directories).
-        let mut claims: Vec<(&Address, Owner)> = Vec::with_capacity(recipients.len() * 3);
+        let mut claims: Vec<Claim> = Vec::with_capacity(recipients.len() * 3);
         let mut decisions = Vec::with_capacity(recipients.len());
         for (index, r) in recipients.iter().enumerate() {
             let decision = decide(&rules, r, &groups);
@@ -216,10 +217,10 @@ impl MapBuilder {
                     continue;
                 }
                 let is_primary = Some(address) == r.primary.as_ref();
-                claims.push((
+                claims.push(Claim::new(
                     address,
                     Owner::Object {
-                        recipient: index,
+                        recipient: index as u32,
                         is_primary,
                     },
                 ));
@@ -232,21 +233,26 @@ impl MapBuilder {
                     .objects += 1;
             }
         }
-        claims.extend(rules.extra_addresses.iter().map(|a| (a, Owner::Extra)));
-        claims.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        claims.extend(
+            rules
+                .extra_addresses
+                .iter()
+                .map(|a| Claim::new(a, Owner::Extra)),
+        );
+        claims.sort_unstable_by(Claim::cmp);
         let mut primary_owned = vec![false; recipients.len()];
         let (owners, losers) = resolve(&recipients, claims, &mut primary_owned);
         let lost = losers
             .iter()
-            .filter(|(_, o)| !matches!(o, Owner::Extra))
+            .filter(|c| !matches!(c.owner, Owner::Extra))
             .count() as u64;
         if lost > 0 {
             *report.dropped.entry(DROP_CONFLICT).or_default() += lost;
         }
         // Whether a recipient's primary address has an owner: known from its own claim on it,
         // looked up only for a primary it did not claim.
-        let primary_is_owned = |recipient: usize, primary: &Address| {
-            primary_owned[recipient] || owners.binary_search_by(|(o, _)| (*o).cmp(primary)).is_ok()
+        let primary_is_owned = |recipient: u32, primary: &Address| {
+            primary_owned[recipient as usize] || find_owner(&owners, primary).is_some()
         };
 
         let profiles: Vec<Option<(String, String)>> = recipients
@@ -274,7 +280,7 @@ impl MapBuilder {
             maps.reserve(owners.len() / 2);
         }
         let mut last = 0;
-        for (address, owner) in &owners {
+        for &Claim { address, owner, .. } in &owners {
             let domain = address.domain();
             if domains.get(last) != Some(&domain) {
                 match domains.iter().position(|d| *d == domain) {
@@ -288,11 +294,11 @@ impl MapBuilder {
             let Owner::Object {
                 recipient,
                 is_primary,
-            } = *owner
+            } = owner
             else {
                 continue;
             };
-            let r = &recipients[recipient];
+            let r = &recipients[recipient as usize];
             if !is_primary {
                 if let Some(primary) = r
                     .primary
@@ -305,7 +311,7 @@ impl MapBuilder {
                     });
                 }
             }
-            if let Some((name, _)) = &profiles[recipient] {
+            if let Some((name, _)) = &profiles[recipient as usize] {
                 if is_primary || rules.profiles.aliases {
                     profiles_out.push(Record::Profile {
                         address: address.shared(),
@@ -315,26 +321,18 @@ impl MapBuilder {
             }
             if is_primary {
                 for (field, value) in signature(&rules, r, &mut report) {
-                    p13ns.push(Record::P13n {
-                        address: address.shared(),
-                        field: field.into(),
-                        value: value.into(),
-                    });
+                    p13ns.push(Record::P13n(Setting::new(address.shared(), field, value)));
                 }
                 for (key, value) in routing(&rules, r, &groups) {
-                    ucfgs.push(Record::Ucfg {
-                        address: address.shared(),
-                        key: key.into(),
-                        value: value.into(),
-                    });
+                    ucfgs.push(Record::Ucfg(Setting::new(address.shared(), key, value)));
                 }
                 if let Some(key) = &rules.group_owner_key {
                     for owner in &r.owners {
-                        ucfgs.push(Record::Ucfg {
-                            address: address.shared(),
-                            key: key.as_str().into(),
-                            value: owner.shared(),
-                        });
+                        ucfgs.push(Record::Ucfg(Setting::new(
+                            address.shared(),
+                            key.as_str(),
+                            owner.shared(),
+                        )));
                     }
                 }
             }
@@ -342,7 +340,7 @@ impl MapBuilder {
         let mut map = MapFile::new(&customer_id);
         for ((domain, lists), count) in domains.iter().zip(blocks).zip(counts) {
             map.domains
-                .insert((*domain).to_owned(), Block::from_lists(lists));
+                .insert((*domain).to_owned(), Block::from_ordered(lists));
             report
                 .addresses_per_domain
                 .insert((*domain).to_owned(), count as u64);
@@ -350,14 +348,13 @@ impl MapBuilder {
 
         let mut conflicts: Vec<Conflict> = losers
             .iter()
-            .filter(|(_, lost)| !matches!(lost, Owner::Extra))
-            .map(|(address, lost)| Conflict {
-                address: address.to_string(),
-                kept: owners
-                    .binary_search_by(|(o, _)| (*o).cmp(address))
-                    .map(|i| owner_name(&recipients, owners[i].1))
+            .filter(|lost| !matches!(lost.owner, Owner::Extra))
+            .map(|lost| Conflict {
+                address: lost.address.to_string(),
+                kept: find_owner(&owners, lost.address)
+                    .map(|o| owner_name(&recipients, o))
                     .unwrap_or_default(),
-                dropped: owner_name(&recipients, *lost),
+                dropped: owner_name(&recipients, lost.owner),
             })
             .collect();
         conflicts.sort_by(|a, b| (&a.address, &a.dropped).cmp(&(&b.address, &b.dropped)));
@@ -375,8 +372,49 @@ impl MapBuilder {
     }
 }
 
-/// An address and who claims it.
-type Claim<'a> = (&'a Address, Owner);
+/// An address and who claims it, with the address's first 16 bytes as an integer: most
+/// comparisons of the sort are decided without reading the address itself, which lies
+/// somewhere in memory (at 1M recipients, reading it is most of the cost of sorting).
+#[derive(Debug, Clone, Copy)]
+struct Claim<'a> {
+    head: u128,
+    address: &'a Address,
+    owner: Owner,
+}
+
+impl<'a> Claim<'a> {
+    fn new(address: &'a Address, owner: Owner) -> Self {
+        let mut head = [0u8; 16];
+        let text = address.as_str().as_bytes();
+        let n = text.len().min(16);
+        head[..n].copy_from_slice(&text[..n]);
+        Claim {
+            head: u128::from_be_bytes(head),
+            address,
+            owner,
+        }
+    }
+
+    /// The order of the addresses (byte order: the head decides, or the whole text).
+    fn cmp(&self, other: &Claim) -> std::cmp::Ordering {
+        self.head
+            .cmp(&other.head)
+            .then_with(|| self.address.cmp(other.address))
+    }
+
+    fn same_address(&self, other: &Claim) -> bool {
+        self.head == other.head && self.address == other.address
+    }
+}
+
+/// Who owns an address, from the owners sorted by address.
+fn find_owner(owners: &[Claim], address: &Address) -> Option<Owner> {
+    let probe = Claim::new(address, Owner::Extra);
+    owners
+        .binary_search_by(|o| o.cmp(&probe))
+        .ok()
+        .map(|i| owners[i].owner)
+}
 
 /// Resolves claims sorted by address: one owner per address, chosen independently of input
 /// order — an object holding it as its primary address, else the DN that sorts first; an
@@ -392,24 +430,28 @@ fn resolve<'a>(
         Owner::Object {
             recipient,
             is_primary,
-        } => (0u8, !is_primary, recipients[recipient].dn.to_lowercase()),
+        } => (
+            0u8,
+            !is_primary,
+            recipients[recipient as usize].dn.to_lowercase(),
+        ),
         Owner::Extra => (1, true, String::new()),
     };
-    let mut owners: Vec<(&Address, Owner)> = Vec::with_capacity(claims.len());
+    let mut owners: Vec<Claim> = Vec::with_capacity(claims.len());
     let mut losers = Vec::new();
     let mut i = 0;
     while i < claims.len() {
         let mut j = i + 1;
-        while j < claims.len() && claims[j].0 == claims[i].0 {
+        while j < claims.len() && claims[j].same_address(&claims[i]) {
             j += 1;
         }
-        for (_, owner) in &claims[i..j] {
+        for claim in &claims[i..j] {
             if let Owner::Object {
                 recipient,
                 is_primary: true,
-            } = *owner
+            } = claim.owner
             {
-                primary_owned[recipient] = true;
+                primary_owned[recipient as usize] = true;
             }
         }
         if j - i == 1 {
@@ -418,11 +460,11 @@ fn resolve<'a>(
             let group = &claims[i..j];
             let winner = group
                 .iter()
-                .min_by_key(|(_, o)| key(*o))
+                .min_by_key(|c| key(c.owner))
                 .copied()
                 .unwrap_or(claims[i]);
             owners.push(winner);
-            losers.extend(group.iter().filter(|c| c.1 != winner.1).copied());
+            losers.extend(group.iter().filter(|c| c.owner != winner.owner).copied());
         }
         i = j;
     }
@@ -444,7 +486,7 @@ fn count_foreign(report: &mut BuildReport, address: &Address) {
 
 fn owner_name(recipients: &[Recipient], owner: Owner) -> String {
     match owner {
-        Owner::Object { recipient, .. } => recipients[recipient].dn.to_string(),
+        Owner::Object { recipient, .. } => recipients[recipient as usize].dn.to_string(),
         Owner::Extra => "addresses.extra".into(),
     }
 }

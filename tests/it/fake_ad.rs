@@ -1,14 +1,16 @@
 //! A scripted LDAP server (ldap3_proto) for what neither slapd nor Samba produces: attribute
-//! values returned in ranges (`member;range=0-1499`, as AD does above 1500 values) and AD's
-//! silent cap of the page size. Plain LDAP on 127.0.0.1; runs on its own thread.
+//! values returned in ranges (`member;range=0-1499`, as AD does above 1500 values), AD's
+//! silent cap of the page size, a server that ignores the paged-results control, and the
+//! notice of disconnection (RFC 4511 §4.4.1) a server sends before it drops a connection.
+//! Plain LDAP on 127.0.0.1; runs on its own thread.
 
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapBindResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode,
-    LdapSearchResultEntry, LdapSearchResultReference, LdapSearchScope,
+    LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult,
+    LdapResultCode, LdapSearchResultEntry, LdapSearchResultReference, LdapSearchScope,
 };
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -25,6 +27,22 @@ pub struct FakeAd {
     pub entries: Vec<FakeEntry>,
     /// The server's MaxPageSize: larger requested pages are silently cut to this.
     pub max_page: usize,
+    /// Answer a paged search with everything at once and no control (an old server).
+    pub ignore_paging: bool,
+    /// After this many entries of a search: a notice of disconnection, then the connection
+    /// is closed.
+    pub disconnect_after: Option<usize>,
+}
+
+impl FakeAd {
+    pub fn new(entries: Vec<FakeEntry>, max_page: usize) -> Self {
+        FakeAd {
+            entries,
+            max_page,
+            ignore_paging: false,
+            disconnect_after: None,
+        }
+    }
 }
 
 /// Starts the server; returns its port.
@@ -156,12 +174,18 @@ async fn serve(socket: tokio::net::TcpStream, ad: Arc<FakeAd>) {
                         }
                         _ => None,
                     })
+                    .filter(|_| !ad.ignore_paging)
                     .unwrap_or((usize::MAX, vec![]));
                 let start: usize = String::from_utf8(cookie)
                     .ok()
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(0);
-                let end = (start + size.min(ad.max_page)).min(ad.entries.len());
+                let limit = if ad.ignore_paging {
+                    usize::MAX
+                } else {
+                    size.min(ad.max_page)
+                };
+                let end = start.saturating_add(limit).min(ad.entries.len());
                 if start == 0 {
                     out.push(LdapMsg {
                         msgid: msg.msgid,
@@ -173,7 +197,28 @@ async fn serve(socket: tokio::net::TcpStream, ad: Arc<FakeAd>) {
                         ctrl: vec![],
                     });
                 }
-                for e in &ad.entries[start..end] {
+                for (n, e) in ad.entries[start..end].iter().enumerate() {
+                    if ad.disconnect_after == Some(start + n) {
+                        let notice = LdapMsg {
+                            msgid: 0,
+                            op: LdapOp::ExtendedResponse(LdapExtendedResponse {
+                                res: LdapResult {
+                                    code: LdapResultCode::Unavailable,
+                                    matcheddn: String::new(),
+                                    message: "the server is shutting down".into(),
+                                    referral: vec![],
+                                },
+                                name: Some("1.3.6.1.4.1.1466.20036".into()),
+                                value: None,
+                            }),
+                            ctrl: vec![],
+                        };
+                        out.push(notice);
+                        for m in out {
+                            let _ = resp.send(m).await;
+                        }
+                        return;
+                    }
                     let attributes = e
                         .attrs
                         .iter()
@@ -193,12 +238,17 @@ async fn serve(socket: tokio::net::TcpStream, ad: Arc<FakeAd>) {
                 } else {
                     vec![]
                 };
+                let control = LdapControl::SimplePagedResults {
+                    size: 0,
+                    cookie: next,
+                };
                 out.push(done(
                     msg.msgid,
-                    vec![LdapControl::SimplePagedResults {
-                        size: 0,
-                        cookie: next,
-                    }],
+                    if ad.ignore_paging {
+                        vec![]
+                    } else {
+                        vec![control]
+                    },
                 ));
             }
             _ => return,

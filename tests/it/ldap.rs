@@ -502,10 +502,7 @@ mod scripted {
             ],
         });
         // MaxPageSize 300: dirsync asks for 1000 per page and gets 300, silently.
-        let port = fake_ad::start(FakeAd {
-            entries,
-            max_page: 300,
-        });
+        let port = fake_ad::start(FakeAd::new(entries, 300));
         let case = Case::new();
         super::ldap_config(
             &case,
@@ -533,5 +530,47 @@ mod scripted {
             run.stdout.contains("1 continuation references skipped"),
             "{run:?}"
         );
+    }
+
+    /// A plain-LDAP config for a scripted server, and the run's environment.
+    fn scripted_case(ad: FakeAd) -> (Case, [(&'static str, &'static str); 1]) {
+        let port = fake_ad::start(ad);
+        let case = Case::new();
+        super::ldap_config(
+            &case,
+            &format!("ldap://127.0.0.1:{port}"),
+            "allow_plaintext = true",
+        );
+        (case, [(super::PW_ENV, "anything")])
+    }
+
+    #[test]
+    fn a_server_that_ignores_paging_is_read_in_one_go() {
+        let mut ad = FakeAd::new((0..2500).map(user).collect(), 1000);
+        ad.ignore_paging = true;
+        let (case, env) = scripted_case(ad);
+        let run = case.run_env(&["sync", "--config", "dirsync.toml"], &env);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains("read 2500 objects"), "{run:?}");
+        let map = String::from_utf8(case.read("out/retarus.map").unwrap()).unwrap();
+        assert_eq!(map.matches("\tDIR:\t").count(), 5000);
+    }
+
+    #[test]
+    fn a_notice_of_disconnection_in_the_middle_of_a_read_exits_4_and_writes_nothing() {
+        let mut ad = FakeAd::new((0..2500).map(user).collect(), 1000);
+        ad.disconnect_after = Some(1700);
+        let (case, env) = scripted_case(ad);
+        let run = case.run_env(&["sync", "--config", "dirsync.toml"], &env);
+        assert_eq!(run.code, 4, "{run:?}");
+        let error = run.error_line();
+        assert!(
+            error.contains("the server ended the connection: result code 52 unavailable")
+                && error.contains("the server is shutting down")
+                && error.contains("after 1700 entries")
+                && error.contains("nothing is shipped"),
+            "{run:?}"
+        );
+        assert!(case.read("out/retarus.map").is_none(), "{run:?}");
     }
 }
