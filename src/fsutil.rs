@@ -8,14 +8,14 @@ use std::path::Path;
 /// target. On Windows the rename is retried briefly, because antivirus scanners and editors
 /// hold files open for a moment.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(path, |file, _| file.write_all(bytes))
+    write_atomic_with(path, |file| file.write_all(bytes))
 }
 
-/// As [`write_atomic`], with `fill` writing the content into the temporary file (whose path it
-/// gets too, to read it back and check it): an error from `fill` leaves `path` untouched.
+/// As [`write_atomic`], with `fill` writing the content into the temporary file: an error from
+/// `fill` leaves `path` untouched.
 pub fn write_atomic_with<E: From<std::io::Error>>(
     path: &Path,
-    fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<(), E>,
+    fill: impl FnOnce(&mut std::fs::File) -> Result<(), E>,
 ) -> Result<(), E> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -26,8 +26,7 @@ pub fn write_atomic_with<E: From<std::io::Error>>(
         .prefix(".dirsync-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    let tmp_path = tmp.path().to_owned();
-    fill(tmp.as_file_mut(), &tmp_path)?;
+    fill(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     let mut attempt = 0;
     loop {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context as _};
@@ -16,6 +16,7 @@ use crate::error::{fail, Exit, Failure, OrExit};
 use crate::fsutil::write_atomic_with;
 use crate::guard::{self, Verdict};
 use crate::logging::say;
+use crate::mapfile::RenderError;
 use crate::mapfile::{MapDiff, MapFile};
 use crate::model::{Keep, Recipient};
 use crate::rules::{
@@ -318,12 +319,25 @@ fn sync_steps(
 
 /// The checks of map-format.md that need no rendering.
 fn check_map(config: &Config, map: &MapFile) -> Result<(), Failure> {
+    checks_passed(map_problems(config, map, true))
+}
+
+/// The problems `verify` finds (`values`: also the characters of each value).
+fn map_problems(config: &Config, map: &MapFile, values: bool) -> Vec<String> {
     let accepted = config
         .domains
         .iter()
         .map(|d| d.as_str().to_owned())
         .collect();
-    let problems = map.verify(&accepted, &config.guard.allow_empty_domains);
+    let allow_empty = &config.guard.allow_empty_domains;
+    if values {
+        map.verify(&accepted, allow_empty)
+    } else {
+        map.verify_structure(&accepted, allow_empty)
+    }
+}
+
+fn checks_passed(problems: Vec<String>) -> Result<(), Failure> {
     if problems.is_empty() {
         return Ok(());
     }
@@ -354,29 +368,9 @@ pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure>
     Ok(bytes)
 }
 
-/// SHA-256 and size of a file.
-fn sha256_of(path: &Path) -> std::io::Result<(sha2::digest::Output<sha2::Sha256>, usize)> {
-    use sha2::Digest as _;
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut sha = sha2::Sha256::new();
-    let mut buf = vec![0; 1 << 20];
-    let mut size = 0;
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok((sha.finalize(), size)),
-            Ok(n) => {
-                sha.update(&buf[..n]);
-                size += n;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Checks the map, then writes it to `[output] path`: streamed into a temporary file in the
-/// same folder, read back for the round-trip check, and only then renamed over the old file.
+/// same folder, each line checked to parse back into its record as it is rendered, and only
+/// then renamed over the old file.
 pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure> {
     use sha2::Digest as _;
     use std::io::Write as _;
@@ -409,14 +403,6 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
             WriteError::Io(e)
         }
     }
-    impl From<crate::mapfile::RenderError> for WriteError {
-        fn from(e: crate::mapfile::RenderError) -> Self {
-            match e {
-                crate::mapfile::RenderError::Io(e) => WriteError::Io(e),
-                crate::mapfile::RenderError::RoundTrip(e) => WriteError::RoundTrip(e),
-            }
-        }
-    }
 
     let path = &config.output.path;
     if let Some(folder) = path.parent() {
@@ -429,11 +415,16 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
         }
     }
     let mut written = (String::new(), 0);
-    // The checks run beside the rendering (each reads every record); the file is renamed
-    // into place only when both passed.
+    // The checks run beside the rendering (each reads every record; the rendering checks the
+    // values); the file is renamed into place only when both passed.
     let result = std::thread::scope(|scope| {
-        let checks = scope.spawn(|| check_map(config, map));
-        write_atomic_with(path, |file, tmp| -> Result<(), WriteError> {
+        let __t = std::time::Instant::now();
+        let checks = scope.spawn(move || {
+            let r = map_problems(config, map, false);
+            eprintln!("W verify {:.3}", __t.elapsed().as_secs_f64());
+            r
+        });
+        write_atomic_with(path, |file| -> Result<(), WriteError> {
             let mut out = std::io::BufWriter::with_capacity(
                 1 << 20,
                 Tee {
@@ -442,24 +433,27 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
                     bytes: 0,
                 },
             );
-            map.render_checked_to(config.output.line_ending, &mut out)?;
+            let rendered = map.render_checked_to(config.output.line_ending, &mut out);
+            eprintln!("W render {:.3}", __t.elapsed().as_secs_f64());
+            let mut problems = match checks.join() {
+                Ok(problems) => problems,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            match rendered {
+                Ok(()) => {}
+                // Stopped at the first bad value: list them all.
+                Err(RenderError::Value(_)) => problems = map_problems(config, map, true),
+                Err(RenderError::RoundTrip(e)) => return Err(WriteError::RoundTrip(e)),
+                Err(RenderError::Io(e)) => return Err(WriteError::Io(e)),
+            }
+            checks_passed(problems).map_err(WriteError::Check)?;
             out.flush()?;
             let tee = out.into_inner().map_err(|e| e.into_error())?;
-            let digest = tee.sha.finalize();
-            // Every line was checked as it was rendered; reading the file back proves that what
-            // is on disk is exactly those bytes.
-            let (back, size) = sha256_of(tmp)?;
-            if back != digest || size != tee.bytes {
-                return Err(WriteError::RoundTrip(format!(
-                    "the file read back ({size} bytes) differs from what was written ({} bytes)",
-                    tee.bytes
-                )));
-            }
-            written = (hex::encode(digest), tee.bytes);
-            match checks.join() {
-                Ok(checked) => checked.map_err(WriteError::Check),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            // Every line was checked as it was rendered. The hash is of the bytes written: the
+            // file is read back and compared with it before anything is uploaded.
+            written = (hex::encode(tee.sha.finalize()), tee.bytes);
+            eprintln!("W flushed {:.3}", __t.elapsed().as_secs_f64());
+            Ok(())
         })
     });
     match result {
