@@ -1023,6 +1023,7 @@ pub fn result_code_name(rc: i64) -> String {
     let name = match rc {
         3 => "timeLimitExceeded (the server's time limit per query)",
         4 => "sizeLimitExceeded (the server's size limit: was the search paged?)",
+        10 => "referral (the base is not held by this server: check source.base_dn)",
         11 => "adminLimitExceeded (a server limit, e.g. page size above MaxPageSize)",
         32 => "noSuchObject (check source.base_dn)",
         50 => "insufficientAccessRights (the bind account may not read this)",
