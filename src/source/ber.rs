@@ -101,9 +101,16 @@ pub fn integer(contents: &[u8]) -> Result<i64, BerError> {
 
 /// One element: tag, length, contents.
 pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(contents.len() + 6);
+    constructed(tag, &[contents])
+}
+
+/// A constructed element from already encoded parts, written straight into one buffer (no
+/// intermediate copy: a bind request's parts hold the password, and the caller wipes the
+/// buffers it knows about).
+pub fn constructed(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(len + 6);
     out.push(tag);
-    let len = contents.len();
     if len < 0x80 {
         out.push(len as u8);
     } else {
@@ -112,13 +119,10 @@ pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
         out.push(0x80 | (4 - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
-    out.extend_from_slice(contents);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     out
-}
-
-/// A constructed element from already encoded parts.
-pub fn constructed(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
-    tlv(tag, &parts.concat())
 }
 
 /// An INTEGER (or, with another tag, ENUMERATED) in the fewest bytes.

@@ -38,6 +38,9 @@ const PAGED_RESULTS_OID: &[u8] = b"1.2.840.113556.1.4.319";
 const STARTTLS_OID: &[u8] = b"1.3.6.1.4.1.1466.20037";
 /// No LDAP message dirsync reads is anywhere near this; a larger length means garbage.
 const MAX_MESSAGE: usize = 256 << 20;
+/// Received entries of a page kept unconverted up to this many bytes (a page of 1000 users
+/// is about 0.5 MB; big groups with all their members can make it much larger).
+const PAGE_BUFFER: usize = 16 << 20;
 
 // Protocol operations (RFC 4511 §4.2–4.14): application tags.
 const BIND_REQUEST: u8 = 0x60;
@@ -302,10 +305,9 @@ impl Session {
                 config.url
             ))
         };
-        let (message, result) = self
+        let result = self
             .response(id, EXTENDED_RESPONSE)
             .map_err(|e| refused(e.describe(config.connect_timeout)))?;
-        debug_assert_eq!(message.op, EXTENDED_RESPONSE);
         if result.rc != 0 {
             return Err(refused(result.describe()));
         }
@@ -328,7 +330,7 @@ impl Session {
         request.fill(0);
         let failed = |what: String| anyhow!("bind as {} failed: {what}", config.bind_dn);
         sent.map_err(|e| failed(ReadError::Io(e).describe(self.timeout)))?;
-        let (_, result) = self
+        let result = self
             .response(self.last_id, BIND_RESPONSE)
             .map_err(|e| failed(e.describe(self.timeout)))?;
         match result.rc {
@@ -423,10 +425,13 @@ impl Session {
             .map_err(|e| failed(ReadError::Io(e), in_base))?;
         loop {
             // The whole page first, left in the receive buffer: then the next page is asked
-            // for before this one is converted, and the server works while dirsync does.
+            // for before this one is converted, and the server works while dirsync does. A
+            // page larger than PAGE_BUFFER (big groups with their members) is converted as it
+            // comes instead.
             self.compact();
             self.pinned = true;
             let mut page = Vec::new();
+            let mut incomplete = Vec::new();
             let (result, cookie) = loop {
                 let message = self
                     .receive(id)
@@ -448,6 +453,13 @@ impl Session {
                         ))
                     }
                 }
+                if self.end > PAGE_BUFFER {
+                    let converted = self.convert(&mut page, &mut incomplete, stats, deliver);
+                    in_base += converted.map_err(|e| failed(ReadError::Ber(e), in_base))?;
+                    self.pinned = false;
+                    self.compact();
+                    self.pinned = true;
+                }
             };
             if result.rc != 0 {
                 return Err(search_failed(
@@ -463,7 +475,8 @@ impl Session {
             let cookie = cookie.filter(|c| !c.is_empty());
             // Ranged attributes need more searches on this connection: then the next page
             // waits until they are done.
-            let ranged = page.iter().any(|r| has_ranges(&self.buf[r.clone()]));
+            let ranged =
+                !incomplete.is_empty() || page.iter().any(|r| has_ranges(&self.buf[r.clone()]));
             let asked = match &cookie {
                 Some(c) if !ranged => Some(
                     self.request_page(base, &filter, attributes, config.page_size, c)
@@ -471,14 +484,13 @@ impl Session {
                 ),
                 _ => None,
             };
-            for contents in page {
-                let (mut entry, pending) = to_entry(&self.buf[contents])
-                    .map_err(|e| failed(ReadError::Ber(e), in_base))?;
+            let converted = self.convert(&mut page, &mut incomplete, stats, deliver);
+            in_base += converted.map_err(|e| failed(ReadError::Ber(e), in_base))?;
+            for (mut entry, pending) in incomplete {
                 for (name, start) in pending {
                     self.read_range(&mut entry, &name, start)
                         .with_context(|| format!("reading all values of {name} of {}", entry.dn))?;
                 }
-                in_base += 1;
                 deliver(entry, stats);
             }
             self.pinned = false;
@@ -490,6 +502,28 @@ impl Session {
                 (None, None) => return Ok(in_base),
             };
         }
+    }
+
+    /// Converts the received entries of `page` (emptied): complete ones are delivered, those
+    /// with a ranged attribute kept in `incomplete` (their other values need more searches,
+    /// which wait until the page is done). Returns how many entries were converted.
+    fn convert(
+        &self,
+        page: &mut Vec<Range<usize>>,
+        incomplete: &mut Vec<(Entry, Vec<(String, u64)>)>,
+        stats: &mut SourceStats,
+        deliver: &mut dyn FnMut(Entry, &mut SourceStats),
+    ) -> Result<u64, BerError> {
+        let count = page.len() as u64;
+        for contents in page.drain(..) {
+            let (entry, pending) = to_entry(&self.buf[contents])?;
+            if pending.is_empty() {
+                deliver(entry, stats);
+            } else {
+                incomplete.push((entry, pending));
+            }
+        }
+        Ok(count)
     }
 
     /// Asks for one page of a subtree search (the paged-results control with `cookie`).
@@ -609,14 +643,15 @@ impl Session {
         )))
     }
 
-    /// The single response `op` to request `id`, with its result.
-    fn response(&mut self, id: i64, op: u8) -> Result<(Message, LdapResult), ReadError> {
+    /// The result of the single response `op` to request `id`.
+    fn response(&mut self, id: i64, op: u8) -> Result<LdapResult, ReadError> {
         let message = self.receive(id)?;
         if message.op != op {
             return Err(ReadError::Ber(BerError("unexpected response")));
         }
-        let result = LdapResult::parse(&mut Reader::new(&self.buf[message.contents.clone()]))?;
-        Ok((message, result))
+        Ok(LdapResult::parse(&mut Reader::new(
+            &self.buf[message.contents],
+        ))?)
     }
 
     /// Reads until one whole message is in the buffer, and locates its parts.

@@ -573,4 +573,41 @@ mod scripted {
         );
         assert!(case.read("out/retarus.map").is_none(), "{run:?}");
     }
+
+    #[test]
+    fn a_page_of_big_groups_larger_than_the_receive_buffer_is_read_completely() {
+        // 300 groups of 2000 members: the first page is over 20 MB, more than dirsync keeps
+        // unconverted, and every group needs a second (ranged) read of its members.
+        let members = |g: usize| -> Vec<String> {
+            (0..2000)
+                .map(|i| format!("CN=member {i} of group {g},OU=AADDC Users,DC=example,DC=com"))
+                .collect()
+        };
+        let entries = (0..300)
+            .map(|g| FakeEntry {
+                dn: format!("CN=g{g},OU=AADDC Users,DC=example,DC=com"),
+                attrs: vec![
+                    ("objectClass".into(), vec!["top".into(), "group".into()]),
+                    (
+                        "proxyAddresses".into(),
+                        vec![format!("SMTP:g{g}@example.com")],
+                    ),
+                    ("member".into(), members(g)),
+                ],
+            })
+            .chain((0..700).map(user))
+            .collect();
+        let (case, env) = scripted_case(FakeAd::new(entries, 1000));
+        let run = case.run_env(
+            &["explain", "--config", "dirsync.toml", "g299@example.com"],
+            &env,
+        );
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains("  2000 members"), "{run:?}");
+        let run = case.run_env(&["sync", "--config", "dirsync.toml"], &env);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains("read 1000 objects"), "{run:?}");
+        let map = String::from_utf8(case.read("out/retarus.map").unwrap()).unwrap();
+        assert_eq!(map.matches("\tDIR:\t").count(), 300 + 1400);
+    }
 }
