@@ -112,6 +112,9 @@ fn range(name: &str, values: &[String], start: usize) -> LdapPartialAttribute {
 }
 
 async fn serve(socket: tokio::net::TcpStream, ad: Arc<FakeAd>) {
+    // Each response is written as it is made: without this, Nagle's algorithm holds a short
+    // one back until the client's delayed ACK (40 ms per ranged read).
+    let _ = socket.set_nodelay(true);
     let (r, w) = tokio::io::split(socket);
     let mut reqs = FramedRead::new(r, LdapCodec::default());
     let mut resp = FramedWrite::new(w, LdapCodec::default());
