@@ -418,12 +418,9 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
     // The checks run beside the rendering (each reads every record; the rendering checks the
     // values); the file is renamed into place only when both passed.
     let result = std::thread::scope(|scope| {
-        let __t = std::time::Instant::now();
-        let checks = scope.spawn(move || {
-            let r = map_problems(config, map, false);
-            eprintln!("W verify {:.3}", __t.elapsed().as_secs_f64());
-            r
-        });
+        let checks = std::thread::Builder::new()
+            .name("checks".into())
+            .spawn_scoped(scope, || map_problems(config, map, false));
         write_atomic_with(path, |file| -> Result<(), WriteError> {
             let mut out = std::io::BufWriter::with_capacity(
                 1 << 20,
@@ -434,10 +431,13 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
                 },
             );
             let rendered = map.render_checked_to(config.output.line_ending, &mut out);
-            eprintln!("W render {:.3}", __t.elapsed().as_secs_f64());
-            let mut problems = match checks.join() {
-                Ok(problems) => problems,
-                Err(panic) => std::panic::resume_unwind(panic),
+            let mut problems = match checks {
+                Ok(handle) => match handle.join() {
+                    Ok(problems) => problems,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No thread to be had: the checks run here, after the rendering.
+                Err(_) => map_problems(config, map, false),
             };
             match rendered {
                 Ok(()) => {}
@@ -452,7 +452,6 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
             // Every line was checked as it was rendered. The hash is of the bytes written: the
             // file is read back and compared with it before anything is uploaded.
             written = (hex::encode(tee.sha.finalize()), tee.bytes);
-            eprintln!("W flushed {:.3}", __t.elapsed().as_secs_f64());
             Ok(())
         })
     });

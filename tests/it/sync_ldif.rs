@@ -25,6 +25,9 @@ fn demo_directory_gives_the_reviewed_map_bytes() {
             .contains("dry run: nothing uploaded, state unchanged"),
         "{run:?}"
     );
+    // Nothing else: six summary lines and the two warnings (the conflict, the invalid value).
+    assert_eq!(run.stderr.lines().count(), 8, "{run:?}");
+    assert_eq!(run.stderr.matches(" WARN ").count(), 2, "{run:?}");
     // A dry run records nothing.
     assert!(case.read("state/last-uploaded.map").is_none());
     assert!(case.read("state/last-run.json").is_none());
