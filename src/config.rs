@@ -92,6 +92,8 @@ struct RawSource {
     allow_plaintext: Option<bool>,
     connect_timeout_seconds: Option<i64>,
     timeout_seconds: Option<i64>,
+    read_timeout_seconds: Option<i64>,
+    max_message_mib: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,7 +184,12 @@ pub struct LdapConfig {
     pub starttls: bool,
     pub allow_plaintext: bool,
     pub connect_timeout: Duration,
+    /// Time for each response message.
     pub timeout: Duration,
+    /// Time for the whole read.
+    pub read_timeout: Duration,
+    /// The largest LDAP message accepted, in bytes.
+    pub max_message: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,6 +363,31 @@ impl Validator<'_> {
                     format!("{s} is out of range; expected 1 to 86400 seconds"),
                 );
                 Duration::from_secs(default)
+            }
+        }
+    }
+
+    /// A whole number in `range` (a count, minutes, MiB).
+    fn count(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        match value {
+            None => default,
+            Some(n) if n >= 0 && range.contains(&(n as u64)) => n as u64,
+            Some(n) => {
+                self.problem(
+                    key,
+                    format!(
+                        "{n} is out of range; expected {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
             }
         }
     }
@@ -590,6 +622,8 @@ impl Validator<'_> {
                         s.connect_timeout_seconds.is_some(),
                     ),
                     ("timeout_seconds", s.timeout_seconds.is_some()),
+                    ("read_timeout_seconds", s.read_timeout_seconds.is_some()),
+                    ("max_message_mib", s.max_message_mib.is_some()),
                 ];
                 for (key, set) in ldap_keys {
                     if set {
@@ -726,7 +760,7 @@ impl Validator<'_> {
             ),
         }
         for (i, b) in bases.iter().enumerate() {
-            if crate::source::ldap::encode_filter(b.filter.trim()).is_none() {
+            if crate::source::ldap::parse_filter(&b.filter).is_err() {
                 self.problem(
                     &format!("source.bases[{i}].filter"),
                     format!(
@@ -756,6 +790,9 @@ impl Validator<'_> {
             15,
         );
         let timeout = self.seconds("source.timeout_seconds", s.timeout_seconds, 120);
+        let read_timeout =
+            self.seconds("source.read_timeout_seconds", s.read_timeout_seconds, 3600);
+        let max_message_mib = self.count("source.max_message_mib", s.max_message_mib, 64, 1..=1024);
         Some(LdapConfig {
             url: url?,
             bind_dn: bind_dn?,
@@ -768,6 +805,8 @@ impl Validator<'_> {
             allow_plaintext,
             connect_timeout,
             timeout,
+            read_timeout,
+            max_message: (max_message_mib as usize) << 20,
         })
     }
 

@@ -83,9 +83,13 @@ pub fn init(verbose: u8, file: Option<&LogConfig>) {
         1 => "info",
         _ => "debug",
     };
-    // rustls-platform-verifier logs each refused certificate; dirsync's own message says more.
-    let stderr_filter = EnvFilter::try_from_env("DIRSYNC_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},rustls_platform_verifier=off")));
+    // rustls-platform-verifier logs each refused certificate and ldap3_proto each message it
+    // cannot decode; dirsync's own message says more.
+    let stderr_filter = EnvFilter::try_from_env("DIRSYNC_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default},rustls_platform_verifier=off,ldap3_proto=off,ldap3_lber=off"
+        ))
+    });
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -119,6 +123,7 @@ pub fn init(verbose: u8, file: Option<&LogConfig>) {
                     .with_target(false)
                     .with_filter(filter_fn(|m| {
                         !m.target().starts_with("rustls_platform_verifier")
+                            && !m.target().starts_with("ldap3_")
                     }))
                     .with_filter(level),
             ),

@@ -509,6 +509,20 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
         .iter()
         .map(|(d, n)| format!("{d} {n}"))
         .collect();
+    if stats.referrals_skipped > 0 {
+        let _ = writeln!(
+            s,
+            "skipped {} continuation references (other naming contexts; not read)",
+            stats.referrals_skipped
+        );
+    }
+    if stats.duplicate_entries > 0 {
+        let _ = writeln!(
+            s,
+            "the directory server sent {} entries twice (kept once)",
+            stats.duplicate_entries
+        );
+    }
     let _ = writeln!(s, "addresses: {}", per_domain.join(", "));
     let mut dropped = Vec::new();
     if let Some(n) = r.dropped.get(DROP_FOREIGN) {

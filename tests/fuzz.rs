@@ -1,11 +1,13 @@
 //! Mutation fuzzing of every reader of outside input: the LDIF reader (and the recipient model
-//! behind it), the MAP reader, the Exchange JSON reader and the config loader. No input may
-//! panic; a MAP file that parses must render and parse back to the same records.
+//! behind it), the MAP reader, the Exchange JSON reader, the config loader and the LDAP
+//! client's response handling. No input may panic; a MAP file that parses must render and
+//! parse back to the same records.
 //!
-//! Stable Rust has no coverage-guided `cargo fuzz` here (it needs nightly), so this is a
-//! seeded mutation fuzzer: seeds from the test data, mutated by bit flips, inserted syntax
-//! tokens, deletions, duplications, truncation and splicing. The test command runs a CI-sized
-//! round; a long run:  DIRSYNC_FUZZ_ITERATIONS=1000000 cargo test --release --test fuzz
+//! A seeded mutation fuzzer that runs on stable Rust in the test command: seeds from the test
+//! data, mutated by bit flips, inserted syntax tokens, deletions, duplications, truncation and
+//! splicing; a long run:  DIRSYNC_FUZZ_ITERATIONS=1000000 cargo test --release --test fuzz
+//! The LDAP client is also fuzzed coverage-guided (`scripts/fuzz.sh`, cargo fuzz); every
+//! input of that corpus (fuzz/corpus/ldap_session) is replayed here.
 //! A failing input is written to target/fuzz-failures/ and the seed printed.
 
 use std::collections::BTreeSet;
@@ -15,6 +17,7 @@ use dirsync::config::Config;
 use dirsync::exchange::data;
 use dirsync::mapfile;
 use dirsync::model::{Keep, Recipient};
+use dirsync::source::ldap::scripted;
 use dirsync::source::ldif::LdifReader;
 
 struct Rng(u64);
@@ -138,7 +141,8 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) + std::panic::Re
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_d1a5);
     let mut rng = Rng(seed ^ name.len() as u64 ^ 0x9e37_79b9_7f4a_7c15);
-    std::panic::set_hook(Box::new(|_| {}));
+    // The panic hook is left alone (tests run in parallel; swapping it races): the first
+    // panic ends the test, so at most one message is printed.
     for i in 0..iterations {
         let input = if i < seeds.len() {
             seeds[i].clone()
@@ -146,7 +150,6 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) + std::panic::Re
             mutate(&mut rng, &seeds)
         };
         if std::panic::catch_unwind(|| target(&input)).is_err() {
-            let _ = std::panic::take_hook();
             let dir = repo().join("target/fuzz-failures");
             std::fs::create_dir_all(&dir).unwrap();
             let file = dir.join(format!("{name}-{i}"));
@@ -157,7 +160,6 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8]) + std::panic::Re
             );
         }
     }
-    let _ = std::panic::take_hook();
 }
 
 #[test]
@@ -226,5 +228,30 @@ fn config_loader() {
         let text = String::from_utf8_lossy(input);
         let text = text.replace("#> ", "");
         let _ = Config::parse(&text, Path::new("fuzz.toml"), Path::new("/tmp"));
+    });
+}
+
+/// The LDAP session over scripted server bytes: the seeds, every file of the coverage-guided
+/// corpus, then mutations of both.
+#[test]
+fn ldap_session_and_its_cargo_fuzz_corpus() {
+    let mut seeds: Vec<Vec<u8>> = scripted::seeds().into_iter().map(|(_, b)| b).collect();
+    let corpus = repo().join("fuzz/corpus/ldap_session");
+    let mut replayed = 0;
+    for file in std::fs::read_dir(&corpus).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        let _ = scripted::session(&bytes);
+        replayed += 1;
+        if bytes.len() < 4096 && replayed % 8 == 0 {
+            seeds.push(bytes);
+        }
+    }
+    assert!(
+        replayed >= 4,
+        "the corpus in {} is missing",
+        corpus.display()
+    );
+    fuzz("ldap", seeds, |input| {
+        let _ = scripted::session(input);
     });
 }

@@ -5,7 +5,6 @@
 //! nothing about mail addresses or Active Directory semantics (that is `model`), and a source
 //! never decides what is kept: it reads everything or fails.
 
-pub mod ber;
 pub mod ldap;
 pub mod ldif;
 pub mod tls;
@@ -26,6 +25,8 @@ pub struct SourceStats {
     pub entries: u64,
     /// Continuation references the server sent (skipped: dirsync reads one directory).
     pub referrals_skipped: u64,
+    /// Entries the server sent more than once (kept once).
+    pub duplicate_entries: u64,
     /// Entries per search base (LDAP).
     pub per_base: Vec<(String, u64)>,
     /// The LDAPS server's certificate, described.

@@ -47,7 +47,7 @@ pub fn upload(
                 })
             }
             Err(f) if f.transient && attempt < attempts => {
-                let wait = sftp::backoff(attempt);
+                let wait = crate::retry::backoff(attempt);
                 tracing::warn!(
                     "upload attempt {attempt} of {attempts} failed: {}; retrying in {}s",
                     f.message,

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ssh2::{ErrorCode, MethodType, Session, Sftp};
 
@@ -359,9 +358,4 @@ pub fn probe(conn: &Connection, config: &UploadConfig) -> Result<String, Failure
             &config.remote_dir
         }
     ))
-}
-
-/// Waits before attempt `n + 1` (2, 4, 8 … seconds, at most 30).
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(2u64.saturating_pow(attempt).min(30))
 }

@@ -3,6 +3,7 @@
 
 mod fake_ad;
 mod gen;
+mod hostile;
 mod pki;
 mod samba;
 mod slapd;

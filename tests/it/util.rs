@@ -18,7 +18,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    pub fn from_output(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -92,7 +92,7 @@ impl Case {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Run::from(cmd.output().unwrap())
+        Run::from_output(cmd.output().unwrap())
     }
 }
 
