@@ -161,22 +161,56 @@ impl Record {
 }
 
 impl Block {
-    /// From one list per record type (DIR, MAP, PROFILE, UCFG, P13N). The DIR, MAP and
-    /// PROFILE lists must already be in order and without repeats (the rules build them so,
-    /// from owners sorted by address); the UCFG and P13N lists are sorted here. At 1M recipients, checking the order again
-    /// would cost as much as sorting (each comparison reads two addresses).
-    pub fn from_ordered(mut lists: [Vec<Record>; 5]) -> Block {
+    /// From one list per record type (DIR, MAP, PROFILE, UCFG, P13N), in any order: each
+    /// list is sorted and freed of repeats here, in every build (the rules build them in
+    /// order, so the sort is a linear pass; a record in the wrong list is moved to its own).
+    pub fn from_lists(mut lists: [Vec<Record>; 5]) -> Block {
+        let mut misplaced = Vec::new();
         for (kind, list) in lists.iter_mut().enumerate() {
-            debug_assert!(list.iter().all(|r| r.kind() == kind));
-            if kind < 3 {
-                debug_assert!(list.windows(2).all(|w| w[0] < w[1]), "{kind} not in order");
-            } else {
-                list.sort();
-                list.dedup();
+            if list.iter().any(|r| r.kind() != kind) {
+                let (stay, away): (Vec<Record>, Vec<Record>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|r| r.kind() == kind);
+                *list = stay;
+                misplaced.extend(away);
             }
+        }
+        for r in misplaced {
+            lists[r.kind()].push(r);
+        }
+        let mut block = Block(lists);
+        block.sort();
+        for list in &mut block.0 {
+            list.dedup();
             list.shrink_to_fit();
         }
-        Block(lists)
+        block
+    }
+
+    /// Adds a record at the end of its type's list, in whatever order; [`sort`](Self::sort)
+    /// must follow before the block is used.
+    fn push(&mut self, record: Record) {
+        self.0[record.kind()].push(record);
+    }
+
+    /// The last record of a type's list.
+    fn last(&self, kind: usize) -> Option<&Record> {
+        self.0[kind].last()
+    }
+
+    /// Sorts every list (linear when it is in order already); returns a record that is
+    /// there twice, if any.
+    fn sort(&mut self) -> Option<Record> {
+        let mut repeated = None;
+        for list in &mut self.0 {
+            if !list.is_sorted() {
+                list.sort_unstable();
+            }
+            if repeated.is_none() {
+                repeated = list.windows(2).find(|w| w[0] == w[1]).map(|w| w[0].clone());
+            }
+        }
+        repeated
     }
 
     /// Adds a record; false if it was there already. Cheap when records come in order.
@@ -713,9 +747,12 @@ pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
             .domains
             .get_mut(domain)
             .ok_or_else(|| err(format!("{tag} line before the DOMAIN: line of {domain}")))?;
-        if !block.insert(record) {
+        // A file in order (as dirsync writes it) shows a repeat right here, with its line;
+        // a hand-edited one is sorted once at the end (never an insert per line).
+        if block.last(record.kind()) == Some(&record) {
             return Err(err(format!("repeated {tag} record")));
         }
+        block.push(record);
     }
     if !ended {
         return Err(MapError::Syntax {
@@ -723,7 +760,21 @@ pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
             message: format!("the file does not end with {END_MARKER}: it is incomplete"),
         });
     }
-    Ok(map.unwrap_or_default())
+    let mut map = map.unwrap_or_default();
+    for (domain, block) in &mut map.domains {
+        if let Some(r) = block.sort() {
+            return Err(MapError::Syntax {
+                line: line_no,
+                message: format!(
+                    "repeated {} record in {domain}: {} (the file is not in order, so the \
+                     line of the repeat is not known)",
+                    r.tag(),
+                    r.values().join(" ")
+                ),
+            });
+        }
+    }
+    Ok(map)
 }
 
 /// The differences between two MAP files, per domain.
@@ -838,6 +889,23 @@ impl MapDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_from_unsorted_or_misplaced_lists_are_sorted_in_every_build() {
+        let dir = |a: &str| Record::Dir(a.into());
+        let block = Block::from_lists([
+            vec![dir("c@x.com"), dir("a@x.com"), dir("c@x.com")],
+            vec![dir("b@x.com")],
+            vec![],
+            vec![],
+            vec![],
+        ]);
+        let addresses: Vec<Record> = block.iter().cloned().collect();
+        assert_eq!(addresses, [dir("a@x.com"), dir("b@x.com"), dir("c@x.com")]);
+        let other = Block::from_lists([vec![dir("b@x.com")], vec![], vec![], vec![], vec![]]);
+        assert_eq!(block.minus(&other), [dir("a@x.com"), dir("c@x.com")]);
+        assert!(block.contains(&dir("c@x.com")));
+    }
 
     fn sample() -> MapFile {
         let mut m = MapFile::new("12345");

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context as _};
@@ -212,22 +212,31 @@ fn sync_steps(
     report.build = Some(built.report.clone());
     report.exchange = merged;
 
+    // The guard decides before anything is written: a refused map never reaches
+    // `[output] path` (in local-only mode that file is the deliverable); it is kept for review
+    // in state_dir instead.
+    let verdict = guard::evaluate(baseline.as_ref(), &built.map, &config.guard);
+    let refused = !verdict.passes() && !options.force;
+    let path = if refused {
+        state.path(crate::state::REFUSED)
+    } else {
+        config.output.path.clone()
+    };
     let phase = Instant::now();
-    let output = write_map(config, &built.map)?;
+    let output = write_map(config, &built.map, &path)?;
     tracing::debug!(
         "wrote and checked the MAP file in {:.3}s",
         phase.elapsed().as_secs_f64()
     );
-    let path = &config.output.path;
     let written_sha256 = output.sha256.clone();
     report.output = Some(output);
-    say(&format!(
-        "MAP file written: {} ({} addresses)",
-        path.display(),
-        built.map.dir_count()
-    ));
-
-    let verdict = guard::evaluate(baseline.as_ref(), &built.map, &config.guard);
+    if !refused {
+        say(&format!(
+            "MAP file written: {} ({} addresses)",
+            path.display(),
+            built.map.dir_count()
+        ));
+    }
     say(&verdict.describe());
     report.guard = Some(verdict.clone());
     if let Some(old) = &baseline {
@@ -239,20 +248,27 @@ fn sync_steps(
             ));
         }
     }
+    if refused {
+        return Err(fail(
+            Exit::Guard,
+            anyhow!(
+                "the deletion guard refused this map: {} is unchanged, nothing uploaded, state \
+                 unchanged; the refused map is kept for review in {} (compare: dirsync diff {} \
+                 {}); if the removals are intended, run once with --force",
+                config.output.path.display(),
+                path.display(),
+                state.path(crate::state::BASELINE).display(),
+                path.display()
+            ),
+        ));
+    }
     if !verdict.passes() {
-        if !options.force {
-            return Err(fail(
-                Exit::Guard,
-                anyhow!(
-                    "the deletion guard refused this map: nothing uploaded, state unchanged; \
-                     if the removals are intended, run once with --force"
-                ),
-            ));
-        }
         tracing::warn!(
             "the deletion guard refused this map, but --force overrides it for this run"
         );
     }
+    // A map that passed replaces an earlier refused one: it is no longer what needs review.
+    let _ = std::fs::remove_file(state.path(crate::state::REFUSED));
 
     // What is shipped and recorded is the file as written and checked; the map itself is no
     // longer needed. It is not freed record by record: that takes longer than writing it (tens
@@ -262,7 +278,7 @@ fn sync_steps(
         say("dry run: nothing uploaded, state unchanged");
         return Ok("dry run".into());
     }
-    let bytes = std::fs::read(path)
+    let bytes = std::fs::read(&path)
         .with_context(|| format!("cannot read back {}", path.display()))
         .or_exit(Exit::Failure)?;
     if sha256_hex(&bytes) != written_sha256 {
@@ -371,7 +387,7 @@ pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure>
 /// Checks the map, then writes it to `[output] path`: streamed into a temporary file in the
 /// same folder, each line checked to parse back into its record as it is rendered, and only
 /// then renamed over the old file.
-pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure> {
+pub fn write_map(config: &Config, map: &MapFile, path: &Path) -> Result<OutputReport, Failure> {
     use sha2::Digest as _;
     use std::io::Write as _;
 
@@ -404,7 +420,6 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
         }
     }
 
-    let path = &config.output.path;
     if let Some(folder) = path.parent() {
         let removed = crate::fsutil::remove_temporaries(folder);
         if removed > 0 {
@@ -475,7 +490,7 @@ pub fn write_map(config: &Config, map: &MapFile) -> Result<OutputReport, Failure
     }
     records.insert("DOMAIN", map.domains.len());
     Ok(OutputReport {
-        path: path.clone(),
+        path: path.to_path_buf(),
         bytes: written.1,
         sha256: written.0,
         records,
@@ -593,13 +608,39 @@ fn log_findings(r: &BuildReport) {
     for c in r.cleaned_values.iter().take(WARN_LIMIT) {
         tracing::warn!("{}: signature field {}: {}", c.dn, c.value, c.reason);
     }
-    for c in r.conflicts.iter().take(WARN_LIMIT) {
-        tracing::warn!(
-            "address {} is on two objects: kept for {}, not for {}",
-            c.address,
-            c.kept,
-            c.dropped
-        );
+    let mut conflicts = r.conflicts.iter().peekable();
+    let mut warned = 0;
+    while let Some(c) = conflicts.next() {
+        let mut same = vec![c];
+        while let Some(next) = conflicts.next_if(|n| n.address == c.address) {
+            same.push(next);
+        }
+        warned += 1;
+        if warned > WARN_LIMIT {
+            continue;
+        }
+        if c.shared_alias {
+            tracing::warn!(
+                "address {} is an alias of {} and the primary address of none: written once, \
+                 without a MAP line (whose mailbox it is cannot be told)",
+                c.address,
+                crate::rules::holders(c, &same)
+            );
+        } else {
+            let objects = match same.len() {
+                1 => "two objects".to_string(),
+                n => format!("{} objects", n + 1),
+            };
+            tracing::warn!(
+                "address {} is on {objects}: kept for {}, not for {}",
+                c.address,
+                c.kept,
+                same.iter()
+                    .map(|c| c.dropped.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     for i in r.invalid.iter().take(WARN_LIMIT) {
         tracing::warn!(

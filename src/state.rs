@@ -18,6 +18,8 @@ use crate::mapfile::{self, MapFile};
 pub const BASELINE: &str = "last-uploaded.map";
 pub const REPORT: &str = "last-run.json";
 pub const LOCK: &str = "dirsync.lock";
+/// The last map the deletion guard refused, kept for review (removed by the next run that passes).
+pub const REFUSED: &str = "refused.map";
 
 pub struct StateDir {
     dir: PathBuf,

@@ -30,6 +30,10 @@ enum Owner {
         /// Index into the recipients (u32: keeps a claim at 32 bytes).
         recipient: u32,
         is_primary: bool,
+        /// Set on the owner of an address that several objects hold as an alias and none as
+        /// its primary: it gets its `DIR:` line but no `MAP:` (nor an alias `PROFILE:`) line,
+        /// because whose mailbox it is cannot be told.
+        shared: bool,
     },
     /// Listed in `addresses.extra`.
     Extra,
@@ -77,8 +81,12 @@ pub struct Excluded {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Conflict {
     pub address: String,
+    /// The object whose claim was kept (for a shared alias: the one that sorts first).
     pub kept: String,
     pub dropped: String,
+    /// An alias of several objects and the primary address of none: one `DIR:` line, no
+    /// `MAP:` line.
+    pub shared_alias: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -222,6 +230,7 @@ impl MapBuilder {
                     Owner::Object {
                         recipient: index as u32,
                         is_primary,
+                        shared: false,
                     },
                 ));
             }
@@ -294,12 +303,13 @@ impl MapBuilder {
             let Owner::Object {
                 recipient,
                 is_primary,
+                shared,
             } = owner
             else {
                 continue;
             };
             let r = &recipients[recipient as usize];
-            if !is_primary {
+            if !is_primary && !shared {
                 if let Some(primary) = r
                     .primary
                     .as_ref()
@@ -312,7 +322,7 @@ impl MapBuilder {
                 }
             }
             if let Some((name, _)) = &profiles[recipient as usize] {
-                if is_primary || rules.profiles.aliases {
+                if is_primary || (rules.profiles.aliases && !shared) {
                     profiles_out.push(Record::Profile {
                         address: address.shared(),
                         profile: name.as_str().into(),
@@ -340,7 +350,7 @@ impl MapBuilder {
         let mut map = MapFile::new(&customer_id);
         for ((domain, lists), count) in domains.iter().zip(blocks).zip(counts) {
             map.domains
-                .insert((*domain).to_owned(), Block::from_ordered(lists));
+                .insert((*domain).to_owned(), Block::from_lists(lists));
             report
                 .addresses_per_domain
                 .insert((*domain).to_owned(), count as u64);
@@ -349,12 +359,14 @@ impl MapBuilder {
         let mut conflicts: Vec<Conflict> = losers
             .iter()
             .filter(|lost| !matches!(lost.owner, Owner::Extra))
-            .map(|lost| Conflict {
-                address: lost.address.to_string(),
-                kept: find_owner(&owners, lost.address)
-                    .map(|o| owner_name(&recipients, o))
-                    .unwrap_or_default(),
-                dropped: owner_name(&recipients, lost.owner),
+            .map(|lost| {
+                let kept = find_owner(&owners, lost.address);
+                Conflict {
+                    address: lost.address.to_string(),
+                    kept: kept.map(|o| owner_name(&recipients, o)).unwrap_or_default(),
+                    dropped: owner_name(&recipients, lost.owner),
+                    shared_alias: matches!(kept, Some(Owner::Object { shared: true, .. })),
+                }
             })
             .collect();
         conflicts.sort_by(|a, b| (&a.address, &a.dropped).cmp(&(&b.address, &b.dropped)));
@@ -451,9 +463,10 @@ fn find_owner(owners: &[Claim], address: &Address) -> Option<Owner> {
 }
 
 /// Resolves claims sorted by address: one owner per address, chosen independently of input
-/// order — an object holding it as its primary address, else the DN that sorts first; an
-/// `addresses.extra` entry only when no object has it. Returns the owners (sorted by address)
-/// and the claims that lost.
+/// order — an object holding it as its primary address, else the DN that sorts first (then
+/// marked `shared` when several objects hold it, all as an alias); an `addresses.extra`
+/// entry only when no object has it. Returns the owners (sorted by address) and the claims
+/// that lost.
 /// Marks in `primary_owned` each recipient whose primary address got an owner.
 fn resolve<'a>(
     recipients: &[Recipient],
@@ -464,6 +477,7 @@ fn resolve<'a>(
         Owner::Object {
             recipient,
             is_primary,
+            ..
         } => (
             0u8,
             !is_primary,
@@ -483,6 +497,7 @@ fn resolve<'a>(
             if let Owner::Object {
                 recipient,
                 is_primary: true,
+                ..
             } = claim.owner
             {
                 primary_owned[recipient as usize] = true;
@@ -492,17 +507,40 @@ fn resolve<'a>(
             owners.push(claims[i]);
         } else {
             let group = &claims[i..j];
-            let winner = group
+            let mut winner = group
                 .iter()
                 .min_by_key(|c| key(c.owner))
                 .copied()
                 .unwrap_or(claims[i]);
-            owners.push(winner);
             losers.extend(group.iter().filter(|c| c.owner != winner.owner).copied());
+            let objects = group
+                .iter()
+                .filter(|c| matches!(c.owner, Owner::Object { .. }))
+                .count();
+            if let Owner::Object {
+                is_primary: false,
+                shared,
+                ..
+            } = &mut winner.owner
+            {
+                // No object holds it as its primary (the winner would): an alias of several.
+                *shared = objects > 1;
+            }
+            owners.push(winner);
         }
         i = j;
     }
     (owners, losers)
+}
+
+/// Every object holding a conflicting address, the kept one first: "A, B and C".
+pub fn holders(first: &Conflict, all: &[&Conflict]) -> String {
+    let mut names = vec![first.kept.as_str()];
+    names.extend(all.iter().map(|c| c.dropped.as_str()));
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 /// Counts an address outside the accepted domains, per domain.
@@ -790,16 +828,25 @@ impl Built {
         if !found && !self.rules.extra_addresses.contains(&wanted) {
             out.push(format!("{wanted} is on no object read from the directory"));
         }
-        if let Some(c) = self
+        let conflicts: Vec<&Conflict> = self
             .report
             .conflicts
             .iter()
-            .find(|c| c.address == wanted.as_str())
-        {
-            out.push(format!(
+            .filter(|c| c.address == wanted.as_str())
+            .collect();
+        match conflicts.first() {
+            Some(c) if c.shared_alias => out.push(format!(
+                "shared alias: an alias of {} and the primary address of none: one DIR line, \
+                 and no MAP line (whose mailbox it is cannot be told; make it the primary \
+                 address of one object, or remove it from the others)",
+                holders(c, &conflicts)
+            )),
+            Some(c) => out.push(format!(
                 "conflict: also on {}; kept for {} (primary address wins, then the DN that sorts first)",
-                c.dropped, c.kept
-            ));
+                conflicts.iter().map(|c| c.dropped.as_str()).collect::<Vec<_>>().join(", "),
+                c.kept
+            )),
+            None => {}
         }
         let lines: Vec<String> = self
             .map
@@ -848,6 +895,7 @@ mod tests {
                     Owner::Object {
                         recipient: i as u32,
                         is_primary: false,
+                        shared: false,
                     },
                 )
             })
@@ -942,14 +990,41 @@ mod tests {
         assert!(!lines(&one).iter().any(|l| l.contains("MAP:\tshared@")));
         assert_eq!(one.report.dropped[DROP_CONFLICT], 2);
         assert!(one.report.conflicts.iter().all(|c| c.kept == "CN=Z,DC=x"));
-        // Between two alias holders, the DN that sorts first.
-        let two_aliases = build(vec![
-            recipient("CN=B,DC=x", &["SMTP:b@example.com", "smtp:s@example.com"]),
-            recipient("CN=A,DC=x", &["SMTP:a@example.com", "smtp:s@example.com"]),
-        ]);
-        assert!(lines(&two_aliases)
-            .contains(&"12345|example.com\tMAP:\ts@example.com\ta@example.com".to_string()));
-        assert_eq!(two_aliases.report.conflicts[0].dropped, "CN=B,DC=x");
+        assert!(one.report.conflicts.iter().all(|c| !c.shared_alias));
+        // An alias of two objects and the primary of none: one DIR line, no MAP line (which
+        // mailbox it belongs to cannot be told), whatever the order.
+        let anna = recipient(
+            "CN=Anna Helper,DC=x",
+            &["SMTP:anna.helper@example.com", "smtp:helpdesk@example.com"],
+        );
+        let team = recipient(
+            "CN=Helpdesk Team,DC=x",
+            &["SMTP:team@example.com", "smtp:helpdesk@example.com"],
+        );
+        for two_aliases in [
+            build(vec![anna.clone(), team.clone()]),
+            build(vec![team, anna]),
+        ] {
+            let lines = lines(&two_aliases);
+            let helpdesk: Vec<&String> = lines.iter().filter(|l| l.contains("helpdesk@")).collect();
+            assert_eq!(
+                helpdesk,
+                ["12345|example.com\tDIR:\thelpdesk@example.com"],
+                "{lines:?}"
+            );
+            let c = &two_aliases.report.conflicts[0];
+            assert!(c.shared_alias, "{c:?}");
+            assert_eq!(
+                (c.kept.as_str(), c.dropped.as_str()),
+                ("CN=Anna Helper,DC=x", "CN=Helpdesk Team,DC=x")
+            );
+            assert!(two_aliases
+                .explain("helpdesk@example.com")
+                .iter()
+                .any(|l| l.starts_with(
+                    "shared alias: an alias of CN=Anna Helper,DC=x and CN=Helpdesk Team,DC=x"
+                )));
+        }
     }
 
     #[test]

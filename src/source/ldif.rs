@@ -6,8 +6,9 @@
 //! `version: 1`, attribute options (`;binary` is dropped, others are kept in the name), CRLF or
 //! LF line ends and a UTF-8 byte order mark. `changetype: add` (which `ldifde` writes on every
 //! record) is read as a content record. Refused with a line number: URL values (`:<`), other
-//! change records, and an `ldapsearch` result trailer with a non-zero result code (a truncated
-//! export must never look like a complete one).
+//! change records, an `ldapsearch` result trailer with a non-zero result code, a file that
+//! ends without a line break or without the empty line that ends every entry, and UTF-16 (a
+//! truncated export must never look like a complete one).
 
 use std::io::BufRead;
 
@@ -47,6 +48,8 @@ pub struct LdifReader<R> {
     lookahead: Option<Line>,
     at_start: bool,
     failed: bool,
+    /// The record just read ended with the file instead of an empty line.
+    unterminated: bool,
 }
 
 impl<R: BufRead> LdifReader<R> {
@@ -58,6 +61,7 @@ impl<R: BufRead> LdifReader<R> {
             lookahead: None,
             at_start: true,
             failed: false,
+            unterminated: false,
         }
     }
 
@@ -70,8 +74,25 @@ impl<R: BufRead> LdifReader<R> {
         }
         self.line_no += 1;
         let mut text = std::mem::take(&mut self.physical);
+        if self.line_no == 1
+            && (text.starts_with(b"\xFF\xFE") || text.starts_with(b"\xFE\xFF") || text.contains(&0))
+        {
+            return Err(syntax(
+                1,
+                "the export is UTF-16 (ldifde -u, or a `>` redirect in Windows PowerShell 5.1), \
+                 dirsync reads UTF-8: export again without -u (ldifde writes UTF-8 with base64 \
+                 for non-ASCII values), or convert it: Get-Content in.ldif | Set-Content \
+                 -Encoding UTF8 out.ldif",
+            ));
+        }
         if text.last() == Some(&b'\n') {
             text.pop();
+        } else {
+            return Err(syntax(
+                self.line_no,
+                "the export ends without a final line break, in the middle of a line: it looks \
+                 truncated; export it again",
+            ));
         }
         if text.last() == Some(&b'\r') {
             text.pop();
@@ -133,6 +154,7 @@ impl<R: BufRead> LdifReader<R> {
             }
             lines.push(line);
         }
+        self.unterminated = !lines.is_empty();
         Ok(if lines.is_empty() { None } else { Some(lines) })
     }
 
@@ -154,7 +176,22 @@ impl<R: BufRead> LdifReader<R> {
                     }
                 }
             }
-            if let Some(entry) = parse_record(&lines)? {
+            let entry = parse_record(&lines)?;
+            // The last record ended with the file, not with an empty line: a cut export looks
+            // exactly like this (an ldapsearch trailer, checked whole, may end so).
+            if self.unterminated && entry.is_some() {
+                return Err(syntax(
+                    lines[0].no,
+                    format!(
+                        "the export ends in the middle of an entry (the record from line {} has \
+                         no empty line after it): it looks truncated. ldifde and ldapsearch end \
+                         every entry with an empty line; export again, or, for a file made by \
+                         hand, add an empty line at its end",
+                        lines[0].no
+                    ),
+                ));
+            }
+            if let Some(entry) = entry {
                 return Ok(Some(entry));
             }
         }
@@ -309,7 +346,7 @@ mod tests {
         let text = b"version: 1\n\n# a comment\n#  folded comment\ndn: CN=J\xC3\xB6rg,DC=ex\n\
                     objectClass: top\nobjectClass: user\nproxyAddresses: SMTP:jo@exa\n mple.com\n\
                     proxyAddresses:: c210cDpqLmRvZUBleGFtcGxlLmNvbQ==\n\
-                    objectGUID;binary:: AAEC/w==\n\ndn: CN=B,DC=ex\nmail:   b@example.com\n";
+                    objectGUID;binary:: AAEC/w==\n\ndn: CN=B,DC=ex\nmail:   b@example.com\n\n";
         let entries = read(text).unwrap();
         assert_eq!(entries.len(), 2);
         let a = &entries[0];
@@ -335,7 +372,7 @@ mod tests {
     #[test]
     fn folded_dn_and_value_with_multibyte_split() {
         // A fold may split a UTF-8 sequence: the bytes are joined before decoding.
-        let text = b"dn: CN=M\xC3\n \xBCller,DC=ex\ndisplayName: M\xC3\xBCller\n";
+        let text = b"dn: CN=M\xC3\n \xBCller,DC=ex\ndisplayName: M\xC3\xBCller\n\n";
         let entries = read(text).unwrap();
         assert_eq!(entries[0].dn, "CN=Müller,DC=ex");
     }
@@ -367,6 +404,45 @@ mod tests {
             "{}",
             err(cut)
         );
+    }
+
+    #[test]
+    fn a_truncated_or_utf16_export_is_refused() {
+        let whole = "dn: CN=A\nmail: a@example.com\n\ndn: CN=B\nmail: b@example.com\n\n";
+        assert_eq!(read(whole).unwrap().len(), 2);
+        // Cut anywhere but after an entry's empty line: refused, never fewer entries.
+        for cut in 1..whole.len() {
+            let text = &whole[..cut];
+            if text.ends_with("\n\n") {
+                continue;
+            }
+            let e = err(text);
+            assert!(e.contains("looks truncated"), "cut at {cut}: {e}");
+        }
+        let e = err("dn: CN=A\nmail: a@exa");
+        assert!(
+            e.starts_with("line 2: the export ends without a final line break"),
+            "{e}"
+        );
+        let e = err("dn: CN=A\nmail: a@example.com\n");
+        assert!(
+            e.starts_with("line 1: the export ends in the middle of an entry"),
+            "{e}"
+        );
+        let utf16: Vec<u8> = "\u{feff}dn: CN=A\r\n\r\n"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        assert!(
+            err(&utf16).contains("the export is UTF-16"),
+            "{}",
+            err(&utf16)
+        );
+        let no_bom: Vec<u8> = "dn: CN=A\r\n\r\n"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        assert!(err(&no_bom).contains("the export is UTF-16"));
     }
 
     #[test]

@@ -261,7 +261,8 @@ fn awkward_directory_values() {
             ""
         };
         let case = Case::new();
-        case.write("export.ldif", ldif);
+        // Every entry of an export ends with an empty line.
+        case.write("export.ldif", format!("{ldif}\n"));
         let head = if domains.is_empty() {
             HEAD.to_string()
         } else {

@@ -31,7 +31,7 @@ fn diff_lists_changes_per_domain() {
     std::fs::copy(case.path("out/retarus.map"), case.path("old.map")).unwrap();
     case.write(
         "export.ldif",
-        users_ldif(2) + "dn: CN=n\nobjectClass: user\nmail: new@example.com\n",
+        users_ldif(2) + "dn: CN=n\nobjectClass: user\nmail: new@example.com\n\n",
     );
     assert_eq!(
         case.run(&["sync", "--config", "dirsync.toml", "--dry-run", "--force"])
@@ -52,6 +52,68 @@ fn diff_lists_changes_per_domain() {
     assert!(
         run.error_line()
             .contains("export.ldif is not a valid MAP file: line 1"),
+        "{run:?}"
+    );
+}
+
+/// Two hand-edited MAP files of 100,000 lines in random order: `diff` reads them with one
+/// sort each (an insert per line would take minutes) and finds exactly the changes.
+#[test]
+fn diff_of_two_unsorted_files_of_100k_lines_is_exact_and_fast() {
+    let mut lines: Vec<String> = (0..100_000)
+        .map(|i| format!("12345|example.com\tDIR:\tuser{i}@example.com\r\n"))
+        .collect();
+    // A fixed shuffle (LCG), so the file is far from sorted.
+    let mut x: u64 = 0x2545_f491;
+    for i in (1..lines.len()).rev() {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        lines.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let file = |lines: &[String]| {
+        format!(
+            "12345|example.com\tDOMAIN:\texample.com\r\n{}++++\r\n",
+            lines.concat()
+        )
+    };
+    let case = Case::new();
+    case.write("old.map", file(&lines));
+    let removed: Vec<String> = lines.drain(..3).collect();
+    lines.push("12345|example.com\tDIR:\tnew@example.com\r\n".into());
+    case.write("new.map", file(&lines));
+    let started = std::time::Instant::now();
+    let run = case.run(&["diff", "old.map", "new.map"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{run:?}");
+    let mut expected: Vec<String> = removed
+        .iter()
+        .map(|l| {
+            format!(
+                "- example.com\tDIR:\t{}",
+                l.trim_end().rsplit('\t').next().unwrap()
+            )
+        })
+        .collect();
+    expected.sort();
+    expected.push("+ example.com\tDIR:\tnew@example.com".into());
+    assert_eq!(
+        run.stdout,
+        format!(
+            "  example.com: DIR 100000 -> 99998 (+1 -3)\n{}\ntotal: +1 -3 addresses\n",
+            expected.join("\n")
+        )
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "diff took {took:?}"
+    );
+    // A repeat in an unsorted file is still found.
+    lines.push(lines[10].clone());
+    case.write("repeat.map", file(&lines));
+    let run = case.run(&["diff", "old.map", "repeat.map"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.error_line()
+            .contains("repeated DIR: record in example.com"),
         "{run:?}"
     );
 }

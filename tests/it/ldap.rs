@@ -612,3 +612,75 @@ mod scripted {
         assert_eq!(map.matches("\tDIR:\t").count(), 300 + 1400);
     }
 }
+
+/// Anna Helper and the Helpdesk Team both carry `smtp:helpdesk@example.com`, neither as its
+/// primary address: from the LDIF export and from slapd alike, one DIR line and no MAP line for
+/// it (whose mailbox it is cannot be told), a warning naming both, and `explain` saying why.
+#[test]
+fn an_alias_of_two_objects_gets_one_dir_line_and_no_map_line_from_ldif_and_from_slapd() {
+    let data = format!(
+        "dn: CN=Anna Helper,{BASE}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: user\n\
+         cn: Anna Helper\nsn: Helper\nsAMAccountName: anna\nuserAccountControl: 512\n\
+         proxyAddresses: SMTP:anna.helper@example.com\nproxyAddresses: smtp:helpdesk@example.com\n\n\
+         dn: CN=Helpdesk Team,{BASE}\nobjectClass: top\nobjectClass: group\ncn: Helpdesk Team\nsAMAccountName: helpdesk-team\n\
+         groupType: 8\nproxyAddresses: SMTP:helpdesk-team@example.com\nproxyAddresses: smtp:helpdesk@example.com\n\n"
+    );
+    let expected = "12345|example.com\tDOMAIN:\texample.com\r\n\
+                    12345|example.com\tDIR:\tanna.helper@example.com\r\n\
+                    12345|example.com\tDIR:\thelpdesk-team@example.com\r\n\
+                    12345|example.com\tDIR:\thelpdesk@example.com\r\n++++\r\n";
+    let check = |case: &Case, run: &Run| {
+        assert_eq!(run.code, 0, "{run:?}");
+        let map = String::from_utf8(case.read("out/retarus.map").unwrap()).unwrap();
+        assert_eq!(map, expected);
+        // (slapd writes DNs in its own case.)
+        assert!(
+            run.stderr.to_lowercase().contains(&format!(
+                "address helpdesk@example.com is an alias of cn=anna helper,{BASE} and cn=helpdesk team,{BASE} and the primary address of none: written once, without a map line"
+            ).to_lowercase()),
+            "{run:?}"
+        );
+    };
+    let from_ldif = Case::new();
+    let ldif = from_ldif.write("export.ldif", &data);
+    from_ldif.ldif_config(&ldif, "");
+    let config = std::fs::read_to_string(from_ldif.path("dirsync.toml")).unwrap();
+    from_ldif.write(
+        "dirsync.toml",
+        config.replace("[\"example.com\", \"example.de\"]", "[\"example.com\"]"),
+    );
+    let run = from_ldif.run(&["sync", "--config", "dirsync.toml"]);
+    check(&from_ldif, &run);
+    let explain = from_ldif.run(&[
+        "explain",
+        "--config",
+        "dirsync.toml",
+        "helpdesk@example.com",
+    ]);
+    assert!(
+        explain.stdout.contains(&format!("shared alias: an alias of CN=Anna Helper,{BASE} and CN=Helpdesk Team,{BASE} and the primary address of none: one DIR line, and no MAP line")),
+        "{explain:?}"
+    );
+    assert!(
+        explain
+            .stdout
+            .contains("MAP lines:\n  12345|example.com\tDIR:\thelpdesk@example.com\n"),
+        "{explain:?}"
+    );
+
+    let tls = tls();
+    let server = Slapd::start(&data, &tls.good, None);
+    let from_ldap = Case::new();
+    ldap_config(
+        &from_ldap,
+        &format!("ldaps://127.0.0.1:{}", server.ldaps_port),
+        &ca_line(&tls.ca_pem),
+    );
+    let config = std::fs::read_to_string(from_ldap.path("dirsync.toml")).unwrap();
+    from_ldap.write(
+        "dirsync.toml",
+        config.replace("[\"example.com\", \"example.de\"]", "[\"example.com\"]"),
+    );
+    let run = sync(&from_ldap, READER_PASSWORD, &[]);
+    check(&from_ldap, &run);
+}

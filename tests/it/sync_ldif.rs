@@ -207,7 +207,7 @@ fn a_configured_domain_without_addresses_is_refused_unless_allowed() {
     let case = Case::new();
     let ldif = case.write(
         "export.ldif",
-        "dn: CN=a\nobjectClass: user\nmail: a@example.com\n",
+        "dn: CN=a\nobjectClass: user\nmail: a@example.com\n\n",
     );
     case.ldif_config(&ldif, "");
     let run = case.run(&["sync", "--config", "dirsync.toml"]);
@@ -230,9 +230,27 @@ fn a_configured_domain_without_addresses_is_refused_unless_allowed() {
 fn shrunken_directory_is_refused_by_the_guard_and_force_passes() {
     let case = case_after_one_good_sync();
     let baseline = case.read("state/last-uploaded.map").unwrap();
+    let output = case.read("out/retarus.map").unwrap();
     case.write("export.ldif", users_ldif(17)); // 6 of 40 addresses gone = 15% > 10%
     let run = case.run(&["sync", "--config", "dirsync.toml", "--dry-run"]);
     assert_eq!(run.code, 3, "{run:?}");
+    // The refused map never reaches the output path (local-only mode: it is the deliverable);
+    // it is kept for review in state_dir, and the message says where.
+    assert_eq!(
+        case.read("out/retarus.map").unwrap(),
+        output,
+        "output path touched"
+    );
+    let refused = String::from_utf8(case.read("state/refused.map").unwrap()).unwrap();
+    assert_eq!(refused.matches("\tDIR:\t").count(), 34, "{refused}");
+    assert!(run.error_line().contains("is unchanged"), "{run:?}");
+    assert!(
+        run.error_line()
+            .contains("refused map is kept for review in"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("MAP file written"), "{run:?}");
+    std::fs::remove_file(case.path("state/refused.map")).unwrap();
     assert!(
         run.stderr
             .contains("deletion guard: 40 -> 34 addresses (+0 -6): REFUSED"),
@@ -254,12 +272,22 @@ fn shrunken_directory_is_refused_by_the_guard_and_force_passes() {
         "{run:?}"
     );
     assert_eq!(case.read("state/last-uploaded.map").unwrap(), baseline);
+    assert_eq!(
+        case.read("out/retarus.map").unwrap(),
+        output,
+        "output path touched"
+    );
+    assert!(case.read("state/refused.map").is_some());
     let report: serde_json::Value =
         serde_json::from_slice(&case.read("state/last-run.json").unwrap()).unwrap();
     assert_eq!(report["exit_code"], 3);
     let run = case.run(&["sync", "--config", "dirsync.toml", "--force"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("--force overrides it"), "{run:?}");
+    assert!(
+        case.read("state/refused.map").is_none(),
+        "a passing run removes the refused map"
+    );
     assert_eq!(
         case.read("state/last-uploaded.map").unwrap(),
         case.read("out/retarus.map").unwrap()
@@ -292,4 +320,41 @@ fn a_second_run_while_the_lock_is_held_does_nothing() {
     );
     drop(lock);
     assert_eq!(case.run(&["sync", "--config", "dirsync.toml"]).code, 0);
+}
+
+/// The demo export cut in the middle of an entry (no final line break), cut at a line inside
+/// an entry, and saved as UTF-16: each refused with exit 4 and a message saying what it is;
+/// nothing is written, and no run is a first run that ships a part of the directory.
+#[test]
+fn a_truncated_or_utf16_export_is_refused() {
+    let demo = std::fs::read_to_string(repo().join("examples/demo.ldif")).unwrap();
+    let middle = demo.len() / 2;
+    let line_cut = demo[..middle].rfind('\n').unwrap() + 1;
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(demo.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "mid-line",
+            demo.as_bytes()[..middle].to_vec(),
+            "looks truncated",
+        ),
+        (
+            "at a line",
+            demo.as_bytes()[..line_cut].to_vec(),
+            "the export ends in the middle of an entry",
+        ),
+        ("UTF-16", utf16, "the export is UTF-16"),
+    ];
+    for (name, bytes, message) in cases {
+        let case = Case::new();
+        let ldif = case.write("export.ldif", bytes);
+        case.ldif_config(&ldif, "");
+        let run = case.run(&["sync", "--config", "dirsync.toml"]);
+        assert_eq!(run.code, 4, "{name}: {run:?}");
+        assert!(run.error_line().contains(message), "{name}: {run:?}");
+        assert!(case.read("out/retarus.map").is_none(), "{name}");
+        assert!(case.read("state/last-uploaded.map").is_none(), "{name}");
+    }
 }

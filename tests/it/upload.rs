@@ -457,10 +457,19 @@ fn the_guard_keeps_the_remote_file_and_force_uploads() {
     );
     assert_eq!(sync(&case, &[]).code, 0);
     let uploaded = remote(&server).unwrap();
+    let output = case.read("out/retarus.map").unwrap();
     case.write("export.ldif", users_ldif(50));
-    let run = sync(&case, &[]);
-    assert_eq!(run.code, 3, "{run:?}");
-    assert_eq!(remote(&server).unwrap(), uploaded, "remote file touched");
+    for dry in [&["--dry-run"][..], &[]] {
+        let run = sync(&case, dry);
+        assert_eq!(run.code, 3, "{run:?}");
+        assert_eq!(remote(&server).unwrap(), uploaded, "remote file touched");
+        assert_eq!(
+            case.read("out/retarus.map").unwrap(),
+            output,
+            "output path touched"
+        );
+        assert!(case.read("state/refused.map").is_some(), "{run:?}");
+    }
     let run = sync(&case, &["--force"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
