@@ -38,6 +38,12 @@ pub fn check(config: &Config) -> Result<(), Failure> {
         "state",
         check_state(config).map_err(|e| fail(Exit::Failure, e)),
     );
+    if let Some(log) = &config.log {
+        step(
+            "log",
+            writable(&log.dir).map_err(|e| fail(Exit::Failure, e)),
+        );
+    }
     match &config.upload {
         None => println!("ok    upload: none configured (local-only mode)"),
         Some(upload_config) => step(
@@ -93,23 +99,53 @@ fn check_source(config: &Config) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Proves a folder is writable by creating and removing a probe file in it.
+/// Whether a sync could write in `dir`, changing nothing: an existing folder is proven
+/// writable by a probe file that is removed at once; a missing one is reported as what a sync
+/// would create, below its nearest existing parent (which must be writable).
 fn writable(dir: &std::path::Path) -> anyhow::Result<String> {
     let dir = if dir.as_os_str().is_empty() {
         std::path::Path::new(".")
     } else {
         dir
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    tempfile::Builder::new()
-        .prefix(".dirsync-probe-")
-        .tempfile_in(dir)
-        .with_context(|| format!("{} is not writable", dir.display()))?;
-    Ok(format!("{} is writable", dir.display()))
+    let probe = |folder: &std::path::Path| {
+        tempfile::Builder::new()
+            .prefix(".dirsync-probe-")
+            .tempfile_in(folder)
+            .map(drop)
+            .with_context(|| format!("{} is not writable", folder.display()))
+    };
+    if dir.is_dir() {
+        probe(dir)?;
+        return Ok(format!("{} is writable", dir.display()));
+    }
+    let parent = dir
+        .ancestors()
+        .skip(1)
+        .find(|a| a.is_dir() || a.as_os_str().is_empty())
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                a
+            }
+        })
+        .ok_or_else(|| anyhow!("no part of {} exists", dir.display()))?;
+    probe(parent).with_context(|| format!("a sync would have to create {}", dir.display()))?;
+    Ok(format!(
+        "{} does not exist yet; a sync will create it (in {}, which is writable)",
+        dir.display(),
+        parent.display()
+    ))
 }
 
 fn check_state(config: &Config) -> anyhow::Result<String> {
-    writable(&config.state_dir)?;
+    let folder = writable(&config.state_dir)?;
+    if !config.state_dir.is_dir() {
+        return Ok(format!(
+            "{folder}; no previous upload (the next sync is a first run)"
+        ));
+    }
     let baseline = StateDir::new(&config.state_dir).baseline()?;
     Ok(match baseline {
         Some(m) => format!(

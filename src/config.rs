@@ -314,9 +314,16 @@ impl Config {
     }
 }
 
+/// How to write a Windows path in TOML.
+const WINDOWS_PATHS: &str = "write Windows paths in single quotes ('C:\\dirsync\\state') or \
+                             double the backslashes (\"C:\\\\dirsync\\\\state\")";
+
 /// A TOML syntax or type error as one line: `line N, column M: message`.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim().replace('\n', " ");
+    let mut message = e.message().trim().replace('\n', " ");
+    if message.contains("escape") {
+        message.push_str(&format!(" ({WINDOWS_PATHS})"));
+    }
     match e.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
@@ -345,7 +352,18 @@ impl Validator<'_> {
         value
     }
 
-    fn path(&self, p: PathBuf) -> PathBuf {
+    /// A path, relative to the config file's folder. A control character in it is a problem:
+    /// it comes from a Windows path in a double-quoted TOML string (`"C:\temp"` holds a TAB).
+    fn path(&mut self, key: &str, p: PathBuf) -> PathBuf {
+        if p.to_string_lossy().chars().any(char::is_control) {
+            self.problem(
+                key,
+                format!(
+                    "{:?} contains a control character: {WINDOWS_PATHS}",
+                    p.display().to_string()
+                ),
+            );
+        }
         if p.is_absolute() {
             p
         } else {
@@ -423,7 +441,9 @@ impl Validator<'_> {
             return Some(SecretSource::Env(e));
         }
         if let Some(f) = file {
-            return Some(SecretSource::File(self.path(f)));
+            return Some(SecretSource::File(
+                self.path(&format!("{section}.{prefix}_file"), f),
+            ));
         }
         if let Some(c) = credential {
             if c.trim().is_empty() {
@@ -475,7 +495,7 @@ impl Validator<'_> {
             }
         };
         let log = raw.log_dir.map(|d| LogConfig {
-            dir: self.path(d),
+            dir: self.path("log_dir", d),
             days: log_days,
             level: log_level,
         });
@@ -501,7 +521,10 @@ impl Validator<'_> {
             None => self.domains(None),
         };
         let exchange = raw.exchange.and_then(|e| self.exchange(e));
-        let state_dir = self.path(raw.state_dir.unwrap_or_else(|| PathBuf::from("state")));
+        let state_dir = self.path(
+            "state_dir",
+            raw.state_dir.unwrap_or_else(|| PathBuf::from("state")),
+        );
         let archive_days = match raw.archive_days {
             None => 0,
             Some(d) if (0..=3650).contains(&d) => d as u32,
@@ -639,7 +662,7 @@ impl Validator<'_> {
                     "the LDIF export to read, e.g. \"export.ldif\"",
                 )?;
                 Some(SourceConfig::Ldif {
-                    path: self.path(path),
+                    path: self.path("source.path", path),
                 })
             }
             "ldap" => {
@@ -783,7 +806,7 @@ impl Validator<'_> {
                 1000
             }
         };
-        let ca_file = s.ca_file.map(|p| self.path(p));
+        let ca_file = s.ca_file.map(|p| self.path("source.ca_file", p));
         let connect_timeout = self.seconds(
             "source.connect_timeout_seconds",
             s.connect_timeout_seconds,
@@ -828,7 +851,7 @@ impl Validator<'_> {
             }
         };
         Some(OutputConfig {
-            path: self.path(path?),
+            path: self.path("output.path", path?),
             line_ending,
         })
     }
@@ -880,7 +903,7 @@ impl Validator<'_> {
                 None
             }
             (Some(k), None) => Some(SftpAuth::Key {
-                key_file: self.path(k),
+                key_file: self.path("upload.key_file", k),
                 passphrase,
             }),
             (None, Some(p)) => {
@@ -908,7 +931,7 @@ impl Validator<'_> {
                 );
                 None
             }
-            (Some(k), None) => Some(HostKeyCheck::KnownHosts(self.path(k))),
+            (Some(k), None) => Some(HostKeyCheck::KnownHosts(self.path("upload.known_hosts", k))),
             (None, Some(f)) => {
                 let f = f.trim().to_owned();
                 let b64 = f.strip_prefix("SHA256:").unwrap_or("");
@@ -997,7 +1020,7 @@ impl Validator<'_> {
                         );
                     }
                 }
-                Some(ExchangeSource::Input(self.path(input)))
+                Some(ExchangeSource::Input(self.path("exchange.input", input)))
             }
             (Some(script), None) => {
                 let mut parameters = Vec::new();
@@ -1034,7 +1057,7 @@ impl Validator<'_> {
                 }
                 let timeout = self.seconds("exchange.timeout_seconds", e.timeout_seconds, 1800);
                 Some(ExchangeSource::Script {
-                    script: self.path(script),
+                    script: self.path("exchange.script", script),
                     interpreter: e.interpreter,
                     parameters,
                     timeout,
@@ -1183,6 +1206,36 @@ path = "out/retarus.map"
             p[0].starts_with("line 6, column 1: unknown field `pathh`"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn windows_paths_in_double_quotes_say_how_to_write_them() {
+        // "C:\temp\new" is C:, TAB, "emp", LF, "ew": read silently before.
+        let text = MINIMAL.replace("path = \"export.ldif\"", r#"path = "C:\temp\new.ldif""#);
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(r#"source.path: "C:\temp\new.ldif" contains a control character"#),
+            "{p:?}"
+        );
+        assert!(
+            p[0].contains("write Windows paths in single quotes ('C:\\dirsync\\state')"),
+            "{p:?}"
+        );
+        // "C:\dirsync\state": not a TOML escape at all.
+        let text = format!("state_dir = \"C:\\dirsync\\state\"\n{MINIMAL}");
+        let p = problems(&text);
+        assert!(p[0].contains("escape"), "{p:?}");
+        assert!(
+            p[0].contains("write Windows paths in single quotes"),
+            "{p:?}"
+        );
+        // Single quotes: a plain Windows path.
+        let text = format!("state_dir = 'C:\\dirsync\\state'\n{MINIMAL}");
+        assert!(parse(&text)
+            .unwrap()
+            .state_dir
+            .ends_with("C:\\dirsync\\state"));
     }
 
     #[test]

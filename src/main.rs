@@ -32,11 +32,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the config and starts logging with its log file.
-fn load(path: &Path, verbose: u8) -> Result<Config, Failure> {
+/// Loads the config and starts logging, with its log file when `log_file` (`check` writes
+/// nothing, not even a log file).
+fn load(path: &Path, verbose: u8, log_file: bool) -> Result<Config, Failure> {
     match Config::load(path) {
         Ok(c) => {
-            logging::init(verbose, c.log.as_ref());
+            logging::init(verbose, c.log.as_ref().filter(|_| log_file));
             Ok(c)
         }
         Err(e) => {
@@ -53,12 +54,12 @@ fn dispatch(command: Command, verbose: u8) -> Result<(), Failure> {
             dry_run,
             force,
         } => run::sync(
-            &load(&config, verbose)?,
+            &load(&config, verbose, true)?,
             run::SyncOptions { dry_run, force },
         ),
-        Command::Check { config } => check::check(&load(&config, verbose)?),
+        Command::Check { config } => check::check(&load(&config, verbose, false)?),
         Command::Explain { config, address } => {
-            let config = load(&config, verbose)?;
+            let config = load(&config, verbose, true)?;
             let built = run::build(&run::prepare(&config)?, true)?.built;
             for line in built.explain(&address) {
                 println!("{line}");

@@ -1,16 +1,23 @@
-//! TLS trust for LDAPS: the operating system's trust store (the Windows store on Windows),
-//! extra PEM roots from `ca_file`, and an optional SHA-256 pin of the server certificate.
+//! TLS trust for LDAPS, the same on Windows as on Linux.
 //!
-//! The host name is always verified. A pinned certificate is accepted without a trusted
-//! issuer (the usual self-signed Entra Domain Services certificate), but still only for the
-//! right name and inside its validity period. The certificate the server presented is kept,
-//! so a failure — and `dirsync check` — can show what it was and how to trust it.
+//! - A pin (`tls_fingerprint_sha256`): the server certificate must be the pinned one, valid
+//!   for the host name (webpki) and inside its validity period. Nothing in any trust store can
+//!   make a pinned connection fail or pass.
+//! - `ca_file`: the chain is verified by rustls/webpki against those certificates (a
+//!   self-signed server certificate works there too), never through the operating system's
+//!   chain engine; the OS store is asked only as an additional source of trust.
+//! - Neither: the operating system's trust store (rustls-platform-verifier; on Windows the
+//!   machine store, where admins import the Entra DS certificate).
+//!
+//! The certificate the server presented is kept, so a failure — and `dirsync check` — can show
+//! what it was and how to trust it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context as _};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use sha2::Digest as _;
@@ -18,21 +25,57 @@ use sha2::Digest as _;
 /// The certificate the server presented in the last handshake.
 pub type Presented = Arc<Mutex<Option<CertificateDer<'static>>>>;
 
-/// Builds the client config: TLS 1.2+, ring, the platform verifier with extra roots, the pin.
+/// Builds the client config: TLS 1.2+, ring, and the trust described above.
 pub fn client_config(
     ca_file: Option<&Path>,
     pin: Option<&[u8]>,
 ) -> anyhow::Result<(Arc<rustls::ClientConfig>, Presented)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let extra = match ca_file {
-        Some(path) => read_pem_certs(path)?,
-        None => Vec::new(),
+    let roots = match ca_file {
+        Some(path) => {
+            let mut store = rustls::RootCertStore::empty();
+            for cert in read_pem_certs(path)? {
+                store.add(cert).map_err(|e| {
+                    anyhow!(
+                        "source.ca_file {}: a certificate cannot be used as a trust anchor: {e}",
+                        path.display()
+                    )
+                })?;
+            }
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .build()
+                    .context("TLS setup with source.ca_file")?,
+            )
+        }
+        None => None,
     };
-    let inner = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-        .context("cannot load the system's trust store")?;
+    // The OS store: the only trust without ca_file and pin, an additional source beside
+    // ca_file. Where it cannot be loaded (Wine, a broken store) ca_file and pins still work.
+    let os = if pin.is_some() {
+        None
+    } else {
+        match rustls_platform_verifier::Verifier::new(provider.clone()) {
+            Ok(v) => Some(Arc::new(v) as Arc<dyn ServerCertVerifier>),
+            Err(e) if roots.is_some() => {
+                tracing::debug!(
+                    "the system's trust store is not available ({e}); using source.ca_file only"
+                );
+                None
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot load the system's trust store: {e}; give the server's CA (or its \
+                     self-signed certificate) as PEM in source.ca_file, or pin it with \
+                     source.tls_fingerprint_sha256"
+                ))
+            }
+        }
+    };
     let presented: Presented = Arc::default();
     let verifier = Arc::new(TrustCheck {
-        inner: Arc::new(inner),
+        roots: roots.map(|r| r as Arc<dyn ServerCertVerifier>),
+        os,
         pin: pin.map(<[u8]>::to_vec),
         presented: presented.clone(),
         schemes: provider.signature_verification_algorithms,
@@ -65,7 +108,10 @@ fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 #[derive(Debug)]
 struct TrustCheck {
-    inner: Arc<dyn ServerCertVerifier>,
+    /// webpki over the certificates of `ca_file`.
+    roots: Option<Arc<dyn ServerCertVerifier>>,
+    /// The operating system's store.
+    os: Option<Arc<dyn ServerCertVerifier>>,
     pin: Option<Vec<u8>>,
     presented: Presented,
     schemes: rustls::crypto::WebPkiSupportedAlgorithms,
@@ -94,27 +140,34 @@ impl ServerCertVerifier for TrustCheck {
         if let Ok(mut slot) = self.presented.lock() {
             *slot = Some(end_entity.clone().into_owned());
         }
-        let pinned = match &self.pin {
-            None => false,
-            Some(pin) if sha256(end_entity).as_slice() == pin.as_slice() => true,
-            Some(_) => {
+        if let Some(pin) = &self.pin {
+            // The pinned certificate needs no issuer, but the right name and dates.
+            if sha256(end_entity).as_slice() != pin.as_slice() {
                 return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                     rustls::OtherError(Arc::new(PinMismatch)),
-                )))
+                )));
             }
-        };
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(ok) => Ok(ok),
-            // A pinned certificate needs no trusted issuer, but the right name and dates.
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) if pinned => {
-                check_name_and_dates(end_entity, server_name, now)?;
-                Ok(ServerCertVerified::assertion())
-            }
-            Err(e) => Err(e),
+            check_name_and_dates(end_entity, server_name, now)?;
+            return Ok(ServerCertVerified::assertion());
         }
+        let mut first_error = None;
+        for verifier in self.roots.iter().chain(&self.os) {
+            match verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                Ok(ok) => return Ok(ok),
+                // Not known to this source of trust: the next may know it.
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                )) if first_error.is_none() => {
+                    first_error = Some(rustls::Error::InvalidCertificate(
+                        CertificateError::UnknownIssuer,
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        )))
     }
 
     fn verify_tls12_signature(
@@ -140,8 +193,7 @@ impl ServerCertVerifier for TrustCheck {
     }
 }
 
-/// For a pinned certificate without a trusted issuer: webpki checks name and dates against
-/// the certificate itself used as its own trust anchor.
+/// For a pinned certificate: the name by webpki, the dates by x509-parser.
 fn check_name_and_dates(
     cert: &CertificateDer<'_>,
     server_name: &ServerName<'_>,
@@ -157,25 +209,8 @@ fn check_name_and_dates(
     if seconds > parsed.validity().not_after.timestamp() {
         return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
     }
-    let names = subject_alt_names(&parsed);
-    let matches = match server_name {
-        ServerName::DnsName(dns) => {
-            let host = dns.as_ref().to_ascii_lowercase();
-            names.iter().any(|n| dns_matches(n, &host))
-        }
-        ServerName::IpAddress(ip) => {
-            let ip: std::net::IpAddr = (*ip).into();
-            names.iter().any(|n| *n == format!("IP:{ip}"))
-        }
-        _ => false,
-    };
-    if matches {
-        Ok(())
-    } else {
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName,
-        ))
-    }
+    let end_entity = rustls::server::ParsedCertificate::try_from(cert)?;
+    rustls::client::verify_server_name(&end_entity, server_name)
 }
 
 fn webpki_cert<'a>(
@@ -184,16 +219,6 @@ fn webpki_cert<'a>(
     x509_parser::parse_x509_certificate(cert.as_ref())
         .map(|(_, c)| c)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
-}
-
-fn dns_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host
-            .split_once('.')
-            .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
-        None => pattern == host,
-    }
 }
 
 /// SANs as `name` (DNS) or `IP:addr`.
@@ -288,12 +313,34 @@ impl CertInfo {
 mod tests {
     use super::*;
 
+    /// A pinned Entra DS-style wildcard certificate: webpki's name rules (one label for `*`),
+    /// dates checked.
     #[test]
-    fn wildcard_names_match_one_label() {
-        assert!(dns_matches("*.aaddscontoso.com", "ldaps.aaddscontoso.com"));
-        assert!(!dns_matches("*.aaddscontoso.com", "a.b.aaddscontoso.com"));
-        assert!(!dns_matches("*.aaddscontoso.com", "aaddscontoso.com"));
-        assert!(dns_matches("LDAPS.Example.com", "ldaps.example.com"));
+    fn a_pinned_certificate_is_checked_for_name_and_dates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["*.aaddscontoso.com".into()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = CertificateDer::from(cert.der().to_vec());
+        let now = UnixTime::now();
+        let name = |n: &str| ServerName::try_from(n.to_string()).unwrap();
+        assert!(check_name_and_dates(&der, &name("ldaps.aaddscontoso.com"), now).is_ok());
+        assert!(check_name_and_dates(&der, &name("LDAPS.AADDSContoso.com"), now).is_ok());
+        for wrong in [
+            "a.b.aaddscontoso.com",
+            "aaddscontoso.com",
+            "ldaps.example.com",
+        ] {
+            assert!(
+                check_name_and_dates(&der, &name(wrong), now).is_err(),
+                "{wrong}"
+            );
+        }
+        // rcgen's default validity ends in 4096.
+        let far = UnixTime::since_unix_epoch(std::time::Duration::from_secs(70_000_000_000));
+        assert_eq!(
+            check_name_and_dates(&der, &name("ldaps.aaddscontoso.com"), far),
+            Err(rustls::Error::InvalidCertificate(CertificateError::Expired))
+        );
     }
 
     #[test]

@@ -195,3 +195,31 @@ fn check_reports_each_step() {
         "check goes on after a failure: {run:?}"
     );
 }
+
+/// `check` changes nothing on disk: no output, state or log folder, no log file, no lock —
+/// it says what a sync would create.
+#[test]
+fn check_creates_nothing_and_says_what_a_sync_would_create() {
+    let case = Case::new();
+    let ldif = case.write("export.ldif", users_ldif(3));
+    case.ldif_config(&ldif, "log_dir = 'logs'");
+    let before: Vec<_> = std::fs::read_dir(case.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let run = case.run(&["check", "--config", "dirsync.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let after: Vec<_> = std::fs::read_dir(case.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "check created something: {run:?}");
+    for folder in ["out", "state", "logs"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "{folder} does not exist yet; a sync will create it"
+            )),
+            "{folder}: {run:?}"
+        );
+    }
+}

@@ -267,9 +267,33 @@ fn a_self_signed_certificate_is_trusted_by_pin_or_as_ca_file() {
     );
     let run = sync(&case, READER_PASSWORD, &[]);
     assert_eq!(run.code, 0, "{run:?}");
+    // A system store holding another certificate with the same subject (Debian's snakeoil
+    // certificate is CN=localhost too) changes nothing: the pin is all that counts.
+    let impostor = pki::self_signed(dir.path(), "impostor", &["127.0.0.1"]);
+    let store = impostor.cert.display().to_string();
+    let with_store = |case: &Case| {
+        case.run_env(
+            &["sync", "--config", "dirsync.toml"],
+            &[
+                (PW_ENV, READER_PASSWORD),
+                ("SSL_CERT_FILE", &store),
+                ("SSL_CERT_DIR", "/nonexistent"),
+            ],
+        )
+    };
+    let run = with_store(&case);
+    assert_eq!(
+        run.code, 0,
+        "pinned, with a same-subject certificate in the store: {run:?}"
+    );
     ldap_config(&case, &url, &ca_line(&cert.cert));
     let run = sync(&case, READER_PASSWORD, &[]);
     assert_eq!(run.code, 0, "{run:?}");
+    let run = with_store(&case);
+    assert_eq!(
+        run.code, 0,
+        "ca_file, with a same-subject certificate in the store: {run:?}"
+    );
     // Without either: refused, with the fingerprint to pin in the message.
     ldap_config(&case, &url, "");
     let run = sync(&case, READER_PASSWORD, &[]);

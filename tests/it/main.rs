@@ -22,3 +22,4 @@ mod rules;
 mod secrets;
 mod sync_ldif;
 mod upload;
+mod windows;

@@ -113,6 +113,11 @@ fn keygen(path: &Path, kind: &str) {
 
 impl Sshd {
     pub fn start() -> Sshd {
+        Sshd::start_with(false)
+    }
+
+    /// With `rsa`, also an RSA host key (`host_rsa`) and an RSA client key (`client_rsa`).
+    pub fn start_with(rsa: bool) -> Sshd {
         password();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -120,7 +125,13 @@ impl Sshd {
         keygen(&d.join("host_ecdsa"), "ecdsa");
         keygen(&d.join("client_key"), "ed25519");
         keygen(&d.join("other_key"), "ed25519");
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let mut authorized = std::fs::read_to_string(d.join("client_key.pub")).unwrap();
+        if rsa {
+            keygen(&d.join("host_rsa"), "rsa");
+            keygen(&d.join("client_rsa"), "rsa");
+            authorized += &std::fs::read_to_string(d.join("client_rsa.pub")).unwrap();
+        }
+        std::fs::write(d.join("authorized_keys"), authorized).unwrap();
         let upload = d.join("upload");
         std::fs::create_dir(&upload).unwrap();
         run(Command::new("chown").arg(USER).arg(&upload));
@@ -139,11 +150,16 @@ impl Sshd {
         std::fs::write(
             self.dir.path().join("sshd_config"),
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nHostKey {d}/host_ecdsa\n\
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nHostKey {d}/host_ecdsa\n{rsa}\
                  PidFile {d}/sshd.pid\nUsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\n\
                  AllowUsers {USER}\nPermitRootLogin no\nSubsystem sftp internal-sftp\nForceCommand internal-sftp\nLogLevel VERBOSE\n",
-                port = self.port
+                port = self.port,
+                rsa = if self.dir.path().join("host_rsa").exists() {
+                    format!("HostKey {d}/host_rsa\n")
+                } else {
+                    String::new()
+                },
             ),
         )
         .unwrap();
