@@ -27,7 +27,7 @@ cargo build --locked --release --target x86_64-pc-windows-gnu
 exe=target/x86_64-pc-windows-gnu/release/dirsync.exe
 
 work=$(mktemp -d)
-trap 'WINEPREFIX="$work/wineprefix" wineserver -k 2>/dev/null; rm -rf "$work"' EXIT
+trap 'WINEPREFIX="$work/wineprefix" /usr/lib/wine/wineserver -k 2>/dev/null || true; rm -rf "$work"' EXIT
 x86_64-w64-mingw32-gcc -shared -O2 -o "$work/bcryptprimitives.dll" \
     scripts/wine-shim/bcryptprimitives.c scripts/wine-shim/bcryptprimitives.def -ladvapi32
 cp "$exe" "$work/"

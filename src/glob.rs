@@ -1,26 +1,39 @@
 //! Shell-style wildcards (`*` any run, `?` one character), as OpenSSH host patterns and
-//! address patterns use them.
+//! address patterns use them: a pattern is compiled once (wildmatch) and matched many times.
 
-pub fn matches(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+/// A compiled wildcard pattern that remembers how it was written.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    compiled: wildmatch::WildMatch,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Pattern {
+        Pattern {
+            text: text.to_owned(),
+            compiled: wildmatch::WildMatch::new(text),
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+
+    pub fn matches(&self, text: &str) -> bool {
+        self.compiled.matches(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.text == other.text
+    }
+}
+
+/// Whether `text` matches `pattern` (compiled for this one use).
+pub fn matches(pattern: &str, text: &str) -> bool {
+    Pattern::new(pattern).matches(text)
 }
 
 #[cfg(test)]
@@ -33,5 +46,7 @@ mod tests {
         assert!(!super::matches("a?c", "abbc"));
         assert!(!super::matches("test-*@example.com", "test@example.com"));
         assert!(super::matches("*", ""));
+        assert!(super::matches("*@*.example.com", "a@b.c.example.com"));
+        assert!(!super::matches("a*", "ba"));
     }
 }

@@ -141,68 +141,71 @@ impl<'a> std::ops::Deref for Fields<'a> {
     }
 }
 
-/// The records of one domain: sorted (the order of the file) and without repeats, kept as
-/// one sorted vector per record type — a large map is built once and read in order, and this
-/// needs no tree nodes and no final merge.
+/// The records of one domain: sorted (the order of the file) and without repeats, one sorted
+/// vector per record type — a large map is built once and read in order, and this needs no
+/// tree nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Block([Vec<Record>; 5]);
-
-impl Record {
-    /// The position of the record's type in the file: DIR, MAP, PROFILE, UCFG, P13N.
-    fn kind(&self) -> usize {
-        match self {
-            Record::Dir(_) => 0,
-            Record::Map { .. } => 1,
-            Record::Profile { .. } => 2,
-            Record::Ucfg(_) => 3,
-            Record::P13n(_) => 4,
-        }
-    }
+pub struct Block {
+    dir: Vec<Record>,
+    map: Vec<Record>,
+    profile: Vec<Record>,
+    ucfg: Vec<Record>,
+    p13n: Vec<Record>,
 }
 
 impl Block {
-    /// From one list per record type (DIR, MAP, PROFILE, UCFG, P13N), in any order: each
-    /// list is sorted and freed of repeats here, in every build (the rules build them in
-    /// order, so the sort is a linear pass; a record in the wrong list is moved to its own).
-    pub fn from_lists(mut lists: [Vec<Record>; 5]) -> Block {
-        let mut misplaced = Vec::new();
-        for (kind, list) in lists.iter_mut().enumerate() {
-            if list.iter().any(|r| r.kind() != kind) {
-                let (stay, away): (Vec<Record>, Vec<Record>) = std::mem::take(list)
-                    .into_iter()
-                    .partition(|r| r.kind() == kind);
-                *list = stay;
-                misplaced.extend(away);
-            }
+    /// The lists in file order.
+    fn lists(&self) -> [&Vec<Record>; 5] {
+        [&self.dir, &self.map, &self.profile, &self.ucfg, &self.p13n]
+    }
+
+    fn lists_mut(&mut self) -> [&mut Vec<Record>; 5] {
+        [
+            &mut self.dir,
+            &mut self.map,
+            &mut self.profile,
+            &mut self.ucfg,
+            &mut self.p13n,
+        ]
+    }
+
+    /// The list a record belongs in.
+    fn list_of(&mut self, record: &Record) -> &mut Vec<Record> {
+        match record {
+            Record::Dir(_) => &mut self.dir,
+            Record::Map { .. } => &mut self.map,
+            Record::Profile { .. } => &mut self.profile,
+            Record::Ucfg(_) => &mut self.ucfg,
+            Record::P13n(_) => &mut self.p13n,
         }
-        for r in misplaced {
-            lists[r.kind()].push(r);
-        }
-        let mut block = Block(lists);
-        block.sort();
-        for list in &mut block.0 {
+    }
+
+    /// Adds a record at the end of its list, in whatever order; [`finish`](Self::finish)
+    /// (or [`sort`](Self::sort)) must follow before the block is used.
+    pub fn push(&mut self, record: Record) {
+        self.list_of(&record).push(record);
+    }
+
+    /// The last record of the list `record` belongs in.
+    fn last_like(&mut self, record: &Record) -> Option<&Record> {
+        self.list_of(record).last()
+    }
+
+    /// Sorts every list (a linear pass when it is in order already, as the rules build them)
+    /// and drops repeats.
+    pub fn finish(mut self) -> Block {
+        self.sort();
+        for list in self.lists_mut() {
             list.dedup();
             list.shrink_to_fit();
         }
-        block
+        self
     }
 
-    /// Adds a record at the end of its type's list, in whatever order; [`sort`](Self::sort)
-    /// must follow before the block is used.
-    fn push(&mut self, record: Record) {
-        self.0[record.kind()].push(record);
-    }
-
-    /// The last record of a type's list.
-    fn last(&self, kind: usize) -> Option<&Record> {
-        self.0[kind].last()
-    }
-
-    /// Sorts every list (linear when it is in order already); returns a record that is
-    /// there twice, if any.
+    /// Sorts every list; returns a record that is there twice, if any.
     fn sort(&mut self) -> Option<Record> {
         let mut repeated = None;
-        for list in &mut self.0 {
+        for list in self.lists_mut() {
             if !list.is_sorted() {
                 list.sort_unstable();
             }
@@ -213,13 +216,9 @@ impl Block {
         repeated
     }
 
-    /// Adds a record; false if it was there already. Cheap when records come in order.
+    /// Adds a record; false if it was there already.
     pub fn insert(&mut self, record: Record) -> bool {
-        let list = &mut self.0[record.kind()];
-        if list.last().is_none_or(|last| *last < record) {
-            list.push(record);
-            return true;
-        }
+        let list = self.list_of(&record);
         match list.binary_search(&record) {
             Ok(_) => false,
             Err(i) => {
@@ -230,7 +229,7 @@ impl Block {
     }
 
     pub fn remove(&mut self, record: &Record) -> bool {
-        let list = &mut self.0[record.kind()];
+        let list = self.list_of(record);
         match list.binary_search(record) {
             Ok(i) => {
                 list.remove(i);
@@ -241,31 +240,33 @@ impl Block {
     }
 
     pub fn contains(&self, record: &Record) -> bool {
-        self.0[record.kind()].binary_search(record).is_ok()
+        let list = match record {
+            Record::Dir(_) => &self.dir,
+            Record::Map { .. } => &self.map,
+            Record::Profile { .. } => &self.profile,
+            Record::Ucfg(_) => &self.ucfg,
+            Record::P13n(_) => &self.p13n,
+        };
+        list.binary_search(record).is_ok()
     }
 
     /// The records in file order.
     pub fn iter(&self) -> impl Iterator<Item = &Record> + '_ {
-        self.0.iter().flatten()
+        self.lists().into_iter().flatten()
     }
 
-    /// As [`iter`](Self::iter), with the texts fetched ahead (see [`fetched`]).
-    pub fn iter_fetched(&self) -> impl Iterator<Item = &Record> + '_ {
-        self.iter_fetched_from(0)
-    }
-
-    /// The same, from the records of type `kind` on (0 DIR, 1 MAP, 2 PROFILE, 3 UCFG, 4 P13N).
-    pub fn iter_fetched_from(&self, kind: usize) -> impl Iterator<Item = &Record> + '_ {
-        self.0[kind.min(5)..].iter().flat_map(|list| fetched(list))
+    /// The records after the DIR records, in file order.
+    pub fn iter_after_dirs(&self) -> impl Iterator<Item = &Record> + '_ {
+        self.lists().into_iter().skip(1).flatten()
     }
 
     /// The DIR records, sorted.
     pub fn dirs(&self) -> &[Record] {
-        &self.0[0]
+        &self.dir
     }
 
     pub fn len(&self) -> usize {
-        self.0.iter().map(Vec::len).sum()
+        self.lists().iter().map(|l| l.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -275,7 +276,7 @@ impl Block {
     /// Records in `self` and not in `other` (both sorted: one merge pass per type).
     pub fn minus(&self, other: &Block) -> Vec<Record> {
         let mut out = Vec::new();
-        for (mine, theirs) in self.0.iter().zip(&other.0) {
+        for (mine, theirs) in self.lists().into_iter().zip(other.lists()) {
             let (mut i, mut j) = (0, 0);
             while i < mine.len() {
                 match theirs.get(j).map(|o| mine[i].cmp(o)) {
@@ -297,29 +298,10 @@ impl Block {
 
 impl<'a> IntoIterator for &'a Block {
     type Item = &'a Record;
-    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<Record>>>;
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<&'a Vec<Record>, 5>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().flatten()
+        self.lists().into_iter().flatten()
     }
-}
-
-/// The records, with the texts of each run of them read ahead of use. The texts lie
-/// scattered across the heap (shared with the recipients): reading them one at a time, as
-/// each line is rendered or checked, waits for memory every time, while touching a run of
-/// them first lets the processor fetch them side by side (at 1M recipients this takes a
-/// third off rendering the file).
-pub fn fetched(records: &[Record]) -> impl Iterator<Item = &Record> + '_ {
-    const RUN: usize = 32;
-    records.chunks(RUN).flat_map(|run| {
-        let mut first_bytes = 0u8;
-        for record in run {
-            for value in record.values().iter() {
-                first_bytes ^= value.as_bytes().first().copied().unwrap_or(0);
-            }
-        }
-        std::hint::black_box(first_bytes);
-        run.iter()
-    })
 }
 
 /// Line ending of the written file.
@@ -435,7 +417,7 @@ impl MapFile {
         let mut number = 0;
         for (domain, records) in &self.domains {
             let lines = std::iter::once(("DOMAIN:", Fields::new([domain, "", ""], 1)))
-                .chain(records.iter_fetched().map(|r| (r.tag(), r.values())));
+                .chain(records.iter().map(|r| (r.tag(), r.values())));
             for (tag, values) in lines {
                 number += 1;
                 line.clear();
@@ -496,7 +478,7 @@ impl MapFile {
             foldhash::fast::RandomState::default(),
         );
         for (domain, block) in &self.domains {
-            for record in fetched(block.dirs()) {
+            for record in block.dirs() {
                 let Record::Dir(a) = record else { continue };
                 if a.rsplit_once('@').map(|(_, d)| d) != Some(domain) {
                     problems.push(format!("{domain}: DIR: {a} is not in domain {domain}"));
@@ -509,7 +491,12 @@ impl MapFile {
                 problems.push(format!("domain {domain} is not an accepted domain"));
             }
             // Without the values, the DIR records need no second look.
-            for record in block.iter_fetched_from(if values { 0 } else { 1 }) {
+            let records: Box<dyn Iterator<Item = &Record>> = if values {
+                Box::new(block.iter())
+            } else {
+                Box::new(block.iter_after_dirs())
+            };
+            for record in records {
                 for value in record.values().iter().filter(|_| values) {
                     if !valid_value(value) {
                         problems.push(bad_value(domain, record.tag(), value));
@@ -749,7 +736,7 @@ pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
             .ok_or_else(|| err(format!("{tag} line before the DOMAIN: line of {domain}")))?;
         // A file in order (as dirsync writes it) shows a repeat right here, with its line;
         // a hand-edited one is sorted once at the end (never an insert per line).
-        if block.last(record.kind()) == Some(&record) {
+        if block.last_like(&record) == Some(&record) {
             return Err(err(format!("repeated {tag} record")));
         }
         block.push(record);
@@ -891,18 +878,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_from_unsorted_or_misplaced_lists_are_sorted_in_every_build() {
+    fn blocks_from_unsorted_records_are_sorted_in_every_build() {
         let dir = |a: &str| Record::Dir(a.into());
-        let block = Block::from_lists([
-            vec![dir("c@x.com"), dir("a@x.com"), dir("c@x.com")],
-            vec![dir("b@x.com")],
-            vec![],
-            vec![],
-            vec![],
-        ]);
+        let mut block = Block::default();
+        for a in ["c@x.com", "a@x.com", "c@x.com", "b@x.com"] {
+            block.push(dir(a));
+        }
+        let block = block.finish();
         let addresses: Vec<Record> = block.iter().cloned().collect();
         assert_eq!(addresses, [dir("a@x.com"), dir("b@x.com"), dir("c@x.com")]);
-        let other = Block::from_lists([vec![dir("b@x.com")], vec![], vec![], vec![], vec![]]);
+        let mut other = Block::default();
+        other.push(dir("b@x.com"));
+        let other = other.finish();
         assert_eq!(block.minus(&other), [dir("a@x.com"), dir("c@x.com")]);
         assert!(block.contains(&dir("c@x.com")));
     }

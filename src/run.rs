@@ -270,10 +270,8 @@ fn sync_steps(
     // A map that passed replaces an earlier refused one: it is no longer what needs review.
     let _ = std::fs::remove_file(state.path(crate::state::REFUSED));
 
-    // What is shipped and recorded is the file as written and checked; the map itself is no
-    // longer needed. It is not freed record by record: that takes longer than writing it (tens
-    // of milliseconds per 100k recipients), and the process ends after this run anyway.
-    std::mem::forget(built);
+    // What is shipped and recorded is the file as written and checked.
+    drop(built);
     if options.dry_run {
         say("dry run: nothing uploaded, state unchanged");
         return Ok("dry run".into());
@@ -430,45 +428,30 @@ pub fn write_map(config: &Config, map: &MapFile, path: &Path) -> Result<OutputRe
         }
     }
     let mut written = (String::new(), 0);
-    // The checks run beside the rendering (each reads every record; the rendering checks the
-    // values); the file is renamed into place only when both passed.
-    let result = std::thread::scope(|scope| {
-        let checks = std::thread::Builder::new()
-            .name("checks".into())
-            .spawn_scoped(scope, || map_problems(config, map, false));
-        write_atomic_with(path, |file| -> Result<(), WriteError> {
-            let mut out = std::io::BufWriter::with_capacity(
-                1 << 20,
-                Tee {
-                    inner: &mut *file,
-                    sha: sha2::Sha256::new(),
-                    bytes: 0,
-                },
-            );
-            let rendered = map.render_checked_to(config.output.line_ending, &mut out);
-            let mut problems = match checks {
-                Ok(handle) => match handle.join() {
-                    Ok(problems) => problems,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                // No thread to be had: the checks run here, after the rendering.
-                Err(_) => map_problems(config, map, false),
-            };
-            match rendered {
-                Ok(()) => {}
-                // Stopped at the first bad value: list them all.
-                Err(RenderError::Value(_)) => problems = map_problems(config, map, true),
-                Err(RenderError::RoundTrip(e)) => return Err(WriteError::RoundTrip(e)),
-                Err(RenderError::Io(e)) => return Err(WriteError::Io(e)),
-            }
-            checks_passed(problems).map_err(WriteError::Check)?;
-            out.flush()?;
-            let tee = out.into_inner().map_err(|e| e.into_error())?;
-            // Every line was checked as it was rendered. The hash is of the bytes written: the
-            // file is read back and compared with it before anything is uploaded.
-            written = (hex::encode(tee.sha.finalize()), tee.bytes);
-            Ok(())
-        })
+    let result = write_atomic_with(path, |file| -> Result<(), WriteError> {
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            Tee {
+                inner: &mut *file,
+                sha: sha2::Sha256::new(),
+                bytes: 0,
+            },
+        );
+        let rendered = map.render_checked_to(config.output.line_ending, &mut out);
+        let problems = match rendered {
+            Ok(()) => map_problems(config, map, false),
+            // Stopped at the first bad value: list them all.
+            Err(RenderError::Value(_)) => map_problems(config, map, true),
+            Err(RenderError::RoundTrip(e)) => return Err(WriteError::RoundTrip(e)),
+            Err(RenderError::Io(e)) => return Err(WriteError::Io(e)),
+        };
+        checks_passed(problems).map_err(WriteError::Check)?;
+        out.flush()?;
+        let tee = out.into_inner().map_err(|e| e.into_error())?;
+        // Every line was checked as it was rendered. The hash is of the bytes written: the
+        // file is read back and compared with it before anything is uploaded.
+        written = (hex::encode(tee.sha.finalize()), tee.bytes);
+        Ok(())
     });
     match result {
         Ok(()) => {}

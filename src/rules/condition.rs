@@ -5,7 +5,9 @@
 //! `{ not = { disabled = true } }`. Parsed and checked when the config loads (a bad regex or an
 //! unknown kind is a config error with its key path); evaluated against a [`Recipient`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use regex::Regex;
 
@@ -59,7 +61,7 @@ pub enum Condition {
         transitive: bool,
     },
     /// A Microsoft 365 group owned by this address (owners come from Exchange).
-    OwnedBy(String),
+    OwnedBy(crate::glob::Pattern),
     DnContains(String),
     Kind(BTreeSet<String>),
     Disabled(bool),
@@ -68,38 +70,84 @@ pub enum Condition {
     Not(Box<Condition>),
 }
 
-/// Group memberships of groups (lower-case DN → lower-case DNs of its groups), for transitive
-/// `member_of`.
+/// How groups nest, for transitive `member_of`: built once per run from the groups read;
+/// the groups a condition names, with every group nested in them, are worked out once per
+/// condition and then looked up for each object.
 #[derive(Debug, Default)]
 pub struct Groups {
-    parents: BTreeMap<String, Vec<String>>,
+    /// Lower-case group DN → the lower-case DNs of the groups that are members of it.
+    children: HashMap<String, Vec<String>>,
+    /// `member_of` target → the lower-case DNs it names and all groups nested in them.
+    nested: RefCell<HashMap<String, Rc<HashSet<String>>>>,
 }
 
 impl Groups {
-    pub fn new<'a>(recipients: impl Iterator<Item = &'a Recipient>) -> Groups {
-        let mut parents = BTreeMap::new();
-        for r in recipients.filter(|r| r.kind == ObjectKind::Group) {
-            parents.insert(
-                r.dn.to_lowercase(),
-                r.member_of.iter().map(|g| g.to_lowercase()).collect(),
-            );
+    pub fn new<'a>(recipients: impl IntoIterator<Item = &'a Recipient>) -> Groups {
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        for r in recipients
+            .into_iter()
+            .filter(|r| r.kind == ObjectKind::Group)
+        {
+            let dn = r.dn.to_lowercase();
+            for parent in &r.member_of {
+                children
+                    .entry(parent.to_lowercase())
+                    .or_default()
+                    .push(dn.clone());
+            }
         }
-        Groups { parents }
+        Groups {
+            children,
+            nested: RefCell::default(),
+        }
     }
 
-    /// Every group `direct` leads to (itself included), following nesting; cycles are safe.
-    fn closure(&self, direct: &[String]) -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<String> = direct.iter().map(|g| g.to_lowercase()).collect();
+    /// Whether one of `direct` (an object's groups) is the group `target` names or nested
+    /// in it, at any depth; cycles are safe.
+    fn contains(&self, target: &str, direct: &[String]) -> bool {
+        let inside = self.nested_in(target);
+        direct.iter().any(|g| inside.contains(&g.to_lowercase()))
+    }
+
+    fn nested_in(&self, target: &str) -> Rc<HashSet<String>> {
+        if let Some(known) = self.nested.borrow().get(target) {
+            return known.clone();
+        }
+        let named = |dn: &str| dn == target || rdn_value(dn) == target;
+        // Every group DN known: those with members, and those that are members.
+        let mut todo: Vec<&str> = self
+            .children
+            .iter()
+            .flat_map(|(parent, kids)| std::iter::once(parent).chain(kids))
+            .map(String::as_str)
+            .filter(|dn| named(dn))
+            .collect();
+        let mut inside = HashSet::new();
+        inside.insert(target.to_owned());
         while let Some(g) = todo.pop() {
-            if seen.insert(g.clone()) {
-                if let Some(up) = self.parents.get(&g) {
-                    todo.extend(up.iter().cloned());
+            if inside.insert(g.to_owned()) {
+                if let Some(kids) = self.children.get(g) {
+                    todo.extend(kids.iter().map(String::as_str));
                 }
             }
         }
-        seen
+        let inside = Rc::new(inside);
+        self.nested
+            .borrow_mut()
+            .insert(target.to_owned(), inside.clone());
+        inside
     }
+}
+
+/// A value's characters lower-cased as they are read (no copy of the value is made: conditions
+/// run for every object and every rule).
+fn lowered(v: &str) -> impl Iterator<Item = char> + '_ {
+    v.chars().flat_map(char::to_lowercase)
+}
+
+/// Whether `text` begins with `prefix`.
+fn starts_with(mut text: impl Iterator<Item = char>, prefix: impl Iterator<Item = char>) -> bool {
+    prefix.into_iter().all(|p| text.next() == Some(p))
 }
 
 /// The first RDN value of a DN (`CN=Sales Team,OU=…` → `sales team`), lower case.
@@ -141,31 +189,31 @@ impl Condition {
     pub fn eval(&self, r: &Recipient, groups: &Groups) -> bool {
         let values = |a: &str| r.attrs.get(a).map(Vec::as_slice).unwrap_or(&[]);
         match self {
-            Condition::Equals { attribute, value } => {
-                values(attribute).iter().any(|v| v.to_lowercase() == *value)
-            }
+            Condition::Equals { attribute, value } => values(attribute)
+                .iter()
+                .any(|v| lowered(v).eq(value.chars())),
             Condition::Matches { attribute, regex } => {
                 values(attribute).iter().any(|v| regex.is_match(v))
             }
             Condition::StartsWith { attribute, prefix } => values(attribute)
                 .iter()
-                .any(|v| v.to_lowercase().starts_with(prefix.as_str())),
-            Condition::EndsWith { attribute, suffix } => values(attribute)
-                .iter()
-                .any(|v| v.to_lowercase().ends_with(suffix.as_str())),
+                .any(|v| starts_with(lowered(v), prefix.chars())),
+            Condition::EndsWith { attribute, suffix } => values(attribute).iter().any(|v| {
+                starts_with(
+                    v.chars().rev().flat_map(|c| c.to_lowercase().rev()),
+                    suffix.chars().rev(),
+                )
+            }),
             Condition::Present { attribute, present } => values(attribute).is_empty() != *present,
             Condition::MemberOf { group, transitive } => {
                 let matches = |dn: &str| dn.eq_ignore_ascii_case(group) || rdn_value(dn) == *group;
                 if *transitive {
-                    groups.closure(&r.member_of).iter().any(|g| matches(g))
+                    r.member_of.iter().any(|g| matches(g)) || groups.contains(group, &r.member_of)
                 } else {
                     r.member_of.iter().any(|g| matches(g))
                 }
             }
-            Condition::OwnedBy(owner) => r
-                .owners
-                .iter()
-                .any(|o| crate::glob::matches(owner, o.as_str())),
+            Condition::OwnedBy(owner) => r.owners.iter().any(|o| owner.matches(o.as_str())),
             Condition::DnContains(part) => {
                 r.dn.to_lowercase()
                     .replace(", ", ",")
@@ -302,9 +350,9 @@ impl Condition {
                 })
             }
             "owned_by" => match string("owned_by") {
-                Some(owner) if owner.contains('@') => {
-                    Some(Condition::OwnedBy(owner.trim().to_lowercase()))
-                }
+                Some(owner) if owner.contains('@') => Some(Condition::OwnedBy(
+                    crate::glob::Pattern::new(&owner.trim().to_lowercase()),
+                )),
                 _ => {
                     fail("`owned_by` must be an owner's address (wildcards * and ? allowed)".into())
                 }
@@ -377,6 +425,22 @@ pub fn valid_attribute(a: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_compare_case_insensitively_without_copies() {
+        assert!(lowered("Müller-ÖSTER").eq("müller-öster".chars()));
+        assert!(starts_with(lowered("Vertrieb Süd"), "vertrieb".chars()));
+        assert!(!starts_with(lowered("Ver"), "vertrieb".chars()));
+        let ends = |v: &str, s: &str| {
+            starts_with(
+                v.chars().rev().flat_map(|c| c.to_lowercase().rev()),
+                s.chars().rev(),
+            )
+        };
+        assert!(ends("Team SÜD", "süd"));
+        assert!(ends("x@Example.COM", "@example.com"));
+        assert!(!ends("süd", "team süd"));
+    }
     use crate::source::Entry;
 
     fn parse(text: &str) -> Result<Condition, Vec<String>> {
@@ -471,7 +535,7 @@ mod tests {
             &["group"],
             &[("memberOf", "CN=All Staff,DC=example,DC=com")],
         );
-        let g = Groups::new([&nested].into_iter());
+        let g = Groups::new([&nested]);
         assert!(check(r#"{ member_of = "Sales Team" }"#, &r, &g));
         assert!(check(
             r#"{ member_of = "cn=sales team,ou=groups,dc=example,dc=com" }"#,
@@ -513,7 +577,7 @@ mod tests {
     fn cyclic_group_nesting_terminates() {
         let a = recipient("CN=A", &["group"], &[("memberOf", "CN=B")]);
         let b = recipient("CN=B", &["group"], &[("memberOf", "CN=A")]);
-        let g = Groups::new([&a, &b].into_iter());
+        let g = Groups::new([&a, &b]);
         let user = recipient("CN=U", &["user"], &[("memberOf", "CN=A")]);
         assert!(check(
             r#"{ member_of = "B", transitive = true }"#,

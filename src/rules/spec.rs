@@ -16,7 +16,7 @@ pub struct RulesConfig {
     pub default_exclude: bool,
     pub filters: Vec<FilterRule>,
     pub extra_addresses: Vec<Address>,
-    pub exclude_addresses: Vec<String>,
+    pub exclude_addresses: Vec<crate::glob::Pattern>,
     pub profiles: Profiles,
     pub signature: Signature,
     pub routing: Vec<ValueRule>,
@@ -251,7 +251,9 @@ impl RulesConfig {
                 if !pattern.contains('@') {
                     p.problem(&format!("addresses.exclude[{i}]"), format!("{pattern:?}: expected an address or a pattern such as \"test-*@example.com\""));
                 }
-                rules.exclude_addresses.push(pattern.trim().to_lowercase());
+                rules
+                    .exclude_addresses
+                    .push(crate::glob::Pattern::new(&pattern.trim().to_lowercase()));
             }
         }
         if let Some(t) =

@@ -23,7 +23,8 @@ const PW_ENV: &str = "DIRSYNC_TEST_BIND_PASSWORD";
 const SFTP_PW_ENV: &str = "DIRSYNC_TEST_SFTP_PASSWORD";
 const BASE: &str = "OU=AADDC Users,DC=example,DC=com";
 
-/// The `.exe` (with the test-only shim beside it) and one Wine prefix for all tests.
+/// The `.exe` (with the test-only shim beside it) and one Wine prefix for all tests (its
+/// wineserver ends by itself a few seconds after the last run).
 struct Wine {
     exe: PathBuf,
     prefix: tempfile::TempDir,
@@ -42,15 +43,6 @@ fn wine() -> &'static Wine {
             prefix: tempfile::tempdir().unwrap(),
         }
     })
-}
-
-impl Drop for Wine {
-    fn drop(&mut self) {
-        let _ = Command::new("wineserver")
-            .arg("-k")
-            .env("WINEPREFIX", self.prefix.path())
-            .status();
-    }
 }
 
 /// Runs `dirsync.exe` in the case folder (Wine maps it to `Z:\…`).
