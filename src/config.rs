@@ -9,16 +9,24 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exchange::{ExchangeConfig, ExchangeSource};
+use crate::exchange::config::RawExchange;
+use crate::guard::RawGuard;
 use crate::logging::LogConfig;
 use crate::mapfile::LineEnding;
 use crate::model::Domain;
+use crate::problems::{Problems, WINDOWS_PATHS};
 use crate::rules::spec::RulesConfig;
-use crate::secret::SecretSource;
+use crate::source::config::RawSource;
+use crate::upload::config::RawUpload;
+
+pub use crate::exchange::{ExchangeConfig, ExchangeSource};
+pub use crate::guard::{GuardConfig, DEFAULT_MAX_REMOVED, DEFAULT_MAX_REMOVED_PERCENT};
+pub use crate::source::config::DEFAULT_FILTER;
+pub use crate::source::{LdapConfig, SearchBase, SourceConfig};
+pub use crate::upload::{HostKeyCheck, SftpAuth, UploadConfig};
 
 /// The commented example configuration, written by `dirsync init`.
 pub const EXAMPLE: &str = include_str!("../examples/dirsync.toml");
@@ -57,89 +65,9 @@ enum RawDomains {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawExchange {
-    script: Option<PathBuf>,
-    input: Option<PathBuf>,
-    interpreter: Option<PathBuf>,
-    parameters: Option<toml::Table>,
-    timeout_seconds: Option<i64>,
-    max_age_hours: Option<f64>,
-    fallback_max_age_hours: Option<f64>,
-    add_exchange_only: Option<bool>,
-    emit_group_owners: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    // ldif
-    path: Option<PathBuf>,
-    // ldap
-    url: Option<String>,
-    bind_dn: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-    password_credential: Option<String>,
-    ca_file: Option<PathBuf>,
-    tls_fingerprint_sha256: Option<String>,
-    base_dn: Option<String>,
-    filter: Option<String>,
-    bases: Option<Vec<RawBase>>,
-    page_size: Option<i64>,
-    starttls: Option<bool>,
-    allow_plaintext: Option<bool>,
-    connect_timeout_seconds: Option<i64>,
-    timeout_seconds: Option<i64>,
-    read_timeout_seconds: Option<i64>,
-    max_message_mib: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBase {
-    base_dn: Option<String>,
-    filter: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawOutput {
     path: Option<PathBuf>,
     line_ending: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpload {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    host: Option<String>,
-    port: Option<i64>,
-    user: Option<String>,
-    key_file: Option<PathBuf>,
-    key_passphrase_env: Option<String>,
-    key_passphrase_file: Option<PathBuf>,
-    key_passphrase_credential: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-    password_credential: Option<String>,
-    known_hosts: Option<PathBuf>,
-    host_key_sha256: Option<String>,
-    remote_dir: Option<String>,
-    file_name: Option<String>,
-    replace_existing: Option<bool>,
-    timeout_seconds: Option<i64>,
-    retries: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGuard {
-    max_removed: Option<i64>,
-    max_removed_percent: Option<f64>,
-    allow_empty_domains: Option<Vec<String>>,
 }
 
 /// The validated configuration.
@@ -166,84 +94,10 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-pub enum SourceConfig {
-    Ldif { path: PathBuf },
-    Ldap(LdapConfig),
-}
-
-#[derive(Debug, Clone)]
-pub struct LdapConfig {
-    pub url: String,
-    pub bind_dn: String,
-    pub password: SecretSource,
-    pub ca_file: Option<PathBuf>,
-    /// SHA-256 of the server certificate (DER), 32 bytes.
-    pub tls_fingerprint_sha256: Option<Vec<u8>>,
-    pub bases: Vec<SearchBase>,
-    pub page_size: i32,
-    pub starttls: bool,
-    pub allow_plaintext: bool,
-    pub connect_timeout: Duration,
-    /// Time for each response message.
-    pub timeout: Duration,
-    /// Time for the whole read.
-    pub read_timeout: Duration,
-    /// The largest LDAP message accepted, in bytes.
-    pub max_message: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchBase {
-    pub base_dn: String,
-    pub filter: String,
-}
-
-#[derive(Debug, Clone)]
 pub struct OutputConfig {
     pub path: PathBuf,
     pub line_ending: LineEnding,
 }
-
-#[derive(Debug, Clone)]
-pub struct UploadConfig {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub auth: SftpAuth,
-    pub host_key: HostKeyCheck,
-    pub remote_dir: String,
-    pub file_name: String,
-    pub replace_existing: bool,
-    pub timeout: Duration,
-    pub retries: u32,
-}
-
-#[derive(Debug, Clone)]
-pub enum SftpAuth {
-    Key {
-        key_file: PathBuf,
-        passphrase: Option<SecretSource>,
-    },
-    Password(SecretSource),
-}
-
-#[derive(Debug, Clone)]
-pub enum HostKeyCheck {
-    KnownHosts(PathBuf),
-    /// `SHA256:<base64>` as OpenSSH prints it.
-    Sha256(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct GuardConfig {
-    pub max_removed: u64,
-    pub max_removed_percent: f64,
-    pub allow_empty_domains: BTreeSet<String>,
-}
-
-pub const DEFAULT_FILTER: &str = "(|(objectClass=user)(objectClass=group)(objectClass=contact))";
-pub const DEFAULT_MAX_REMOVED: u64 = 500;
-pub const DEFAULT_MAX_REMOVED_PERCENT: f64 = 10.0;
 
 /// Everything wrong with a configuration file, each problem with its key path.
 #[derive(Debug)]
@@ -300,23 +154,18 @@ impl Config {
             problems: vec![describe_toml_error(text, &e)],
         })?;
         let mut v = Validator {
-            base,
-            problems: Vec::new(),
+            p: Problems::new(base),
         };
         let config = v.config(raw, file);
         match config {
-            Some(c) if v.problems.is_empty() => Ok(c),
+            Some(c) if v.p.is_empty() => Ok(c),
             _ => Err(ConfigError {
                 file: file.to_owned(),
-                problems: v.problems,
+                problems: v.p.into_list(),
             }),
         }
     }
 }
-
-/// How to write a Windows path in TOML.
-const WINDOWS_PATHS: &str = "write Windows paths in single quotes ('C:\\dirsync\\state') or \
-                             double the backslashes (\"C:\\\\dirsync\\\\state\")";
 
 /// A TOML syntax or type error as one line: `line N, column M: message`.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
@@ -335,129 +184,26 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// The whole file's validation: composes the sections, each validated by its stage, and
+/// checks what spans sections.
 struct Validator<'a> {
-    base: &'a Path,
-    problems: Vec<String>,
+    p: Problems<'a>,
+}
+
+impl<'a> std::ops::Deref for Validator<'a> {
+    type Target = Problems<'a>;
+    fn deref(&self) -> &Problems<'a> {
+        &self.p
+    }
+}
+
+impl std::ops::DerefMut for Validator<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.p
+    }
 }
 
 impl Validator<'_> {
-    fn problem(&mut self, key: &str, what: impl fmt::Display) {
-        self.problems.push(format!("{key}: {what}"));
-    }
-
-    fn required<T>(&mut self, key: &str, value: Option<T>, expected: &str) -> Option<T> {
-        if value.is_none() {
-            self.problem(key, format!("missing; expected {expected}"));
-        }
-        value
-    }
-
-    /// A path, relative to the config file's folder. A control character in it is a problem:
-    /// it comes from a Windows path in a double-quoted TOML string (`"C:\temp"` holds a TAB).
-    fn path(&mut self, key: &str, p: PathBuf) -> PathBuf {
-        if p.to_string_lossy().chars().any(char::is_control) {
-            self.problem(
-                key,
-                format!(
-                    "{:?} contains a control character: {WINDOWS_PATHS}",
-                    p.display().to_string()
-                ),
-            );
-        }
-        if p.is_absolute() {
-            p
-        } else {
-            self.base.join(p)
-        }
-    }
-
-    fn seconds(&mut self, key: &str, value: Option<i64>, default: u64) -> Duration {
-        match value {
-            None => Duration::from_secs(default),
-            Some(s) if (1..=86_400).contains(&s) => Duration::from_secs(s as u64),
-            Some(s) => {
-                self.problem(
-                    key,
-                    format!("{s} is out of range; expected 1 to 86400 seconds"),
-                );
-                Duration::from_secs(default)
-            }
-        }
-    }
-
-    /// A whole number in `range` (a count, minutes, MiB).
-    fn count(
-        &mut self,
-        key: &str,
-        value: Option<i64>,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> u64 {
-        match value {
-            None => default,
-            Some(n) if n >= 0 && range.contains(&(n as u64)) => n as u64,
-            Some(n) => {
-                self.problem(
-                    key,
-                    format!(
-                        "{n} is out of range; expected {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    /// At most one of `<prefix>_env`, `<prefix>_file`, `<prefix>_credential`.
-    fn secret(
-        &mut self,
-        section: &str,
-        prefix: &str,
-        env: Option<String>,
-        file: Option<PathBuf>,
-        credential: Option<String>,
-    ) -> Option<SecretSource> {
-        let given = [env.is_some(), file.is_some(), credential.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
-        if given > 1 {
-            self.problem(
-                &format!("{section}.{prefix}_env"),
-                format!("set one of {prefix}_env, {prefix}_file, {prefix}_credential, not several"),
-            );
-            return None;
-        }
-        if let Some(e) = env {
-            if e.trim().is_empty() {
-                self.problem(
-                    &format!("{section}.{prefix}_env"),
-                    "expected the name of an environment variable",
-                );
-                return None;
-            }
-            return Some(SecretSource::Env(e));
-        }
-        if let Some(f) = file {
-            return Some(SecretSource::File(
-                self.path(&format!("{section}.{prefix}_file"), f),
-            ));
-        }
-        if let Some(c) = credential {
-            if c.trim().is_empty() {
-                self.problem(
-                    &format!("{section}.{prefix}_credential"),
-                    "expected a credential's target name, e.g. \"dirsync/ldap\"",
-                );
-                return None;
-            }
-            return Some(SecretSource::Credential(c));
-        }
-        None
-    }
-
     fn config(&mut self, raw: RawConfig, file: &Path) -> Option<Config> {
         let customer_id = self.required(
             "customer_id",
@@ -520,7 +266,9 @@ impl Validator<'_> {
             Some(RawDomains::List(list)) => self.domains(Some(list)),
             None => self.domains(None),
         };
-        let exchange = raw.exchange.and_then(|e| self.exchange(e));
+        let exchange = raw
+            .exchange
+            .and_then(|e| crate::exchange::config::validate(e, &mut self.p));
         let state_dir = self.path(
             "state_dir",
             raw.state_dir.unwrap_or_else(|| PathBuf::from("state")),
@@ -534,7 +282,7 @@ impl Validator<'_> {
             }
         };
         let source = match raw.source {
-            Some(s) => self.source(s),
+            Some(s) => crate::source::config::validate(s, &mut self.p),
             None => {
                 self.problem(
                     "source",
@@ -553,15 +301,17 @@ impl Validator<'_> {
                 None
             }
         };
-        let upload = raw.upload.and_then(|u| self.upload(u));
-        let guard = self.guard(raw.guard, &domains, domains_from_exchange);
+        let upload = raw
+            .upload
+            .and_then(|u| crate::upload::config::validate(u, &mut self.p));
+        let guard = crate::guard::validate(raw.guard, &domains, domains_from_exchange, &mut self.p);
         let mut rules = RulesConfig::parse(
             raw.filter.as_ref(),
             raw.addresses.as_ref(),
             raw.profiles.as_ref(),
             raw.signature.as_ref(),
             raw.routing.as_ref(),
-            &mut self.problems,
+            self.p.list_mut(),
         );
         if exchange
             .as_ref()
@@ -622,217 +372,6 @@ impl Validator<'_> {
         out
     }
 
-    fn source(&mut self, s: RawSource) -> Option<SourceConfig> {
-        let kind = self.required("source.type", s.kind.clone(), "\"ldap\" or \"ldif\"")?;
-        match kind.as_str() {
-            "ldif" => {
-                let ldap_keys = [
-                    ("url", s.url.is_some()),
-                    ("bind_dn", s.bind_dn.is_some()),
-                    ("password_env", s.password_env.is_some()),
-                    ("password_file", s.password_file.is_some()),
-                    ("password_credential", s.password_credential.is_some()),
-                    ("ca_file", s.ca_file.is_some()),
-                    ("tls_fingerprint_sha256", s.tls_fingerprint_sha256.is_some()),
-                    ("base_dn", s.base_dn.is_some()),
-                    ("filter", s.filter.is_some()),
-                    ("bases", s.bases.is_some()),
-                    ("page_size", s.page_size.is_some()),
-                    ("starttls", s.starttls.is_some()),
-                    ("allow_plaintext", s.allow_plaintext.is_some()),
-                    (
-                        "connect_timeout_seconds",
-                        s.connect_timeout_seconds.is_some(),
-                    ),
-                    ("timeout_seconds", s.timeout_seconds.is_some()),
-                    ("read_timeout_seconds", s.read_timeout_seconds.is_some()),
-                    ("max_message_mib", s.max_message_mib.is_some()),
-                ];
-                for (key, set) in ldap_keys {
-                    if set {
-                        self.problem(
-                            &format!("source.{key}"),
-                            "applies only to type = \"ldap\"; remove it",
-                        );
-                    }
-                }
-                let path = self.required(
-                    "source.path",
-                    s.path,
-                    "the LDIF export to read, e.g. \"export.ldif\"",
-                )?;
-                Some(SourceConfig::Ldif {
-                    path: self.path("source.path", path),
-                })
-            }
-            "ldap" => {
-                if s.path.is_some() {
-                    self.problem("source.path", "applies only to type = \"ldif\"; remove it");
-                }
-                self.ldap(s).map(SourceConfig::Ldap)
-            }
-            other => {
-                self.problem(
-                    "source.type",
-                    format!("{other:?} is not a source type; expected \"ldap\" or \"ldif\""),
-                );
-                None
-            }
-        }
-    }
-
-    fn ldap(&mut self, s: RawSource) -> Option<LdapConfig> {
-        let url = self.required(
-            "source.url",
-            s.url,
-            "e.g. \"ldaps://ldaps.example.com:636\"",
-        );
-        let starttls = s.starttls.unwrap_or(false);
-        let allow_plaintext = s.allow_plaintext.unwrap_or(false);
-        if let Some(u) = &url {
-            if u.starts_with("ldaps://") {
-                if starttls {
-                    self.problem(
-                        "source.starttls",
-                        "ldaps:// is already encrypted; starttls applies to ldap:// URLs only",
-                    );
-                }
-            } else if u.starts_with("ldap://") {
-                if !starttls && !allow_plaintext {
-                    self.problem("source.url", format!("{u} is unencrypted: use ldaps://, or set starttls = true (allow_plaintext = true only in a lab)"));
-                }
-            } else {
-                self.problem("source.url", format!("{u:?} is not an LDAP URL; expected ldaps://host[:port] or ldap://host[:port]"));
-            }
-        }
-        let bind_dn = self.required(
-            "source.bind_dn",
-            s.bind_dn,
-            "the bind account's DN or UPN, e.g. \"svc-dirsync@example.com\"",
-        );
-        let password = self.secret(
-            "source",
-            "password",
-            s.password_env,
-            s.password_file,
-            s.password_credential,
-        );
-        if password.is_none()
-            && !self
-                .problems
-                .iter()
-                .any(|p| p.starts_with("source.password"))
-        {
-            self.problem(
-                "source.password_env",
-                "missing; set password_env (an environment variable name), password_file or password_credential (Windows Credential Manager)",
-            );
-        }
-        let fingerprint = s.tls_fingerprint_sha256.and_then(|f| {
-            let hexed: String = f
-                .chars()
-                .filter(|c| *c != ':' && !c.is_whitespace())
-                .collect();
-            match hex::decode(&hexed) {
-                Ok(bytes) if bytes.len() == 32 => Some(bytes),
-                _ => {
-                    self.problem(
-                        "source.tls_fingerprint_sha256",
-                        "expected 64 hex digits (colons allowed), as `dirsync check` prints it",
-                    );
-                    None
-                }
-            }
-        });
-        let mut bases = Vec::new();
-        match (s.base_dn, s.bases) {
-            (Some(_), Some(_)) => self.problem(
-                "source.bases",
-                "set either base_dn (with filter) or bases, not both",
-            ),
-            (Some(dn), None) => bases.push(SearchBase {
-                base_dn: dn,
-                filter: s.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
-            }),
-            (None, Some(list)) => {
-                if s.filter.is_some() {
-                    self.problem("source.filter", "with bases, give each base its own filter");
-                }
-                if list.is_empty() {
-                    self.problem(
-                        "source.bases",
-                        "empty; list at least one { base_dn = \"…\" }",
-                    );
-                }
-                for (i, b) in list.into_iter().enumerate() {
-                    if let Some(dn) = self.required(
-                        &format!("source.bases[{i}].base_dn"),
-                        b.base_dn,
-                        "a DN such as \"OU=AADDC Users,DC=example,DC=com\"",
-                    ) {
-                        bases.push(SearchBase {
-                            base_dn: dn,
-                            filter: b.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
-                        });
-                    }
-                }
-            }
-            (None, None) => self.problem(
-                "source.base_dn",
-                "missing; expected the search base, e.g. \"OU=AADDC Users,DC=example,DC=com\"",
-            ),
-        }
-        for (i, b) in bases.iter().enumerate() {
-            if crate::source::ldap::parse_filter(&b.filter).is_err() {
-                self.problem(
-                    &format!("source.bases[{i}].filter"),
-                    format!(
-                        "{:?} is not an LDAP filter (RFC 4515); expected e.g. \"(objectClass=user)\"",
-                        b.filter
-                    ),
-                );
-            }
-        }
-        let page_size = match s.page_size {
-            None => 1000,
-            Some(n) if (1..=1000).contains(&n) => n as i32,
-            Some(n) => {
-                self.problem(
-                    "source.page_size",
-                    format!(
-                        "{n} is out of range; expected 1 to 1000 (Active Directory's MaxPageSize)"
-                    ),
-                );
-                1000
-            }
-        };
-        let ca_file = s.ca_file.map(|p| self.path("source.ca_file", p));
-        let connect_timeout = self.seconds(
-            "source.connect_timeout_seconds",
-            s.connect_timeout_seconds,
-            15,
-        );
-        let timeout = self.seconds("source.timeout_seconds", s.timeout_seconds, 120);
-        let read_timeout =
-            self.seconds("source.read_timeout_seconds", s.read_timeout_seconds, 3600);
-        let max_message_mib = self.count("source.max_message_mib", s.max_message_mib, 64, 1..=1024);
-        Some(LdapConfig {
-            url: url?,
-            bind_dn: bind_dn?,
-            password: password?,
-            ca_file,
-            tls_fingerprint_sha256: fingerprint,
-            bases,
-            page_size,
-            starttls,
-            allow_plaintext,
-            connect_timeout,
-            timeout,
-            read_timeout,
-            max_message: (max_message_mib as usize) << 20,
-        })
-    }
-
     fn output(&mut self, o: RawOutput) -> Option<OutputConfig> {
         let path = self.required(
             "output.path",
@@ -855,278 +394,13 @@ impl Validator<'_> {
             line_ending,
         })
     }
-
-    fn upload(&mut self, u: RawUpload) -> Option<UploadConfig> {
-        match u.kind.as_deref() {
-            Some("sftp") => {}
-            Some(other) => self.problem("upload.type", format!("{other:?}; expected \"sftp\"")),
-            None => self.problem("upload.type", "missing; expected \"sftp\""),
-        }
-        let host = self.required(
-            "upload.host",
-            u.host,
-            "the SFTP host from Retarus onboarding",
-        );
-        let port = match u.port {
-            None => 22,
-            Some(p) if (1..=65535).contains(&p) => p as u16,
-            Some(p) => {
-                self.problem("upload.port", format!("{p} is not a TCP port"));
-                22
-            }
-        };
-        let user = self.required(
-            "upload.user",
-            u.user,
-            "the SFTP user name from Retarus onboarding",
-        );
-        let password = self.secret(
-            "upload",
-            "password",
-            u.password_env,
-            u.password_file,
-            u.password_credential,
-        );
-        let passphrase = self.secret(
-            "upload",
-            "key_passphrase",
-            u.key_passphrase_env,
-            u.key_passphrase_file,
-            u.key_passphrase_credential,
-        );
-        let auth = match (u.key_file, password) {
-            (Some(_), Some(_)) => {
-                self.problem(
-                    "upload.key_file",
-                    "set either key_file or password_env/password_file, not both",
-                );
-                None
-            }
-            (Some(k), None) => Some(SftpAuth::Key {
-                key_file: self.path("upload.key_file", k),
-                passphrase,
-            }),
-            (None, Some(p)) => {
-                if passphrase.is_some() {
-                    self.problem(
-                        "upload.key_passphrase_env",
-                        "a key passphrase needs key_file",
-                    );
-                }
-                Some(SftpAuth::Password(p))
-            }
-            (None, None) => {
-                self.problem(
-                    "upload.key_file",
-                    "missing; set key_file (a private key) or password_env / password_file / password_credential",
-                );
-                None
-            }
-        };
-        let host_key = match (u.known_hosts, u.host_key_sha256) {
-            (Some(_), Some(_)) => {
-                self.problem(
-                    "upload.host_key_sha256",
-                    "set either known_hosts or host_key_sha256, not both",
-                );
-                None
-            }
-            (Some(k), None) => Some(HostKeyCheck::KnownHosts(self.path("upload.known_hosts", k))),
-            (None, Some(f)) => {
-                let f = f.trim().to_owned();
-                let b64 = f.strip_prefix("SHA256:").unwrap_or("");
-                if b64.len() != 43
-                    || !b64
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-                {
-                    self.problem("upload.host_key_sha256", format!("{f:?}; expected \"SHA256:\" and 43 base64 characters, as `ssh-keygen -lf` or `dirsync check` prints it"));
-                }
-                Some(HostKeyCheck::Sha256(f))
-            }
-            (None, None) => {
-                self.problem("upload.known_hosts", "missing; the server's host key must be pinned: set known_hosts or host_key_sha256 (dirsync never trusts on first use)");
-                None
-            }
-        };
-        let remote_dir = u.remote_dir.unwrap_or_else(|| "/".to_owned());
-        let file_name = u
-            .file_name
-            .unwrap_or_else(|| "{customer_id}.map".to_owned());
-        if file_name.is_empty() || file_name.contains('/') || file_name.contains('\\') {
-            self.problem("upload.file_name", format!("{file_name:?}; expected a file name without folders (use remote_dir for the folder)"));
-        }
-        if let Err(e) = crate::upload::check_template(&file_name) {
-            self.problem("upload.file_name", e);
-        }
-        let timeout = self.seconds("upload.timeout_seconds", u.timeout_seconds, 60);
-        let retries = match u.retries {
-            None => 3,
-            Some(r) if (0..=10).contains(&r) => r as u32,
-            Some(r) => {
-                self.problem("upload.retries", format!("{r}; expected 0 to 10"));
-                3
-            }
-        };
-        Some(UploadConfig {
-            host: host?,
-            port,
-            user: user?,
-            auth: auth?,
-            host_key: host_key?,
-            remote_dir,
-            file_name,
-            replace_existing: u.replace_existing.unwrap_or(true),
-            timeout,
-            retries,
-        })
-    }
-
-    /// `[exchange]`; the flag is `emit_group_owners`.
-    fn exchange(&mut self, e: RawExchange) -> Option<(ExchangeConfig, bool)> {
-        let hours = |v: &mut Self, key: &str, value: Option<f64>, default: f64| -> Duration {
-            match value {
-                None => Duration::from_secs_f64(default * 3600.0),
-                Some(h) if h > 0.0 && h <= 24.0 * 365.0 => Duration::from_secs_f64(h * 3600.0),
-                Some(h) => {
-                    v.problem(key, format!("{h}; expected a number of hours above 0"));
-                    Duration::from_secs_f64(default * 3600.0)
-                }
-            }
-        };
-        let max_age = hours(self, "exchange.max_age_hours", e.max_age_hours, 4.0);
-        let fallback_max_age = e
-            .fallback_max_age_hours
-            .map(|h| hours(self, "exchange.fallback_max_age_hours", Some(h), 24.0));
-        let source = match (e.script, e.input) {
-            (Some(_), Some(_)) => {
-                self.problem("exchange.input", "set either script (dirsync runs it) or input (a file another task writes), not both");
-                None
-            }
-            (None, None) => {
-                self.problem("exchange.script", "missing; set script = \"scripts/Export-DirSyncExchangeData.ps1\" or input = \"exchange.json\"");
-                None
-            }
-            (None, Some(input)) => {
-                for (key, set) in [
-                    ("interpreter", e.interpreter.is_some()),
-                    ("parameters", e.parameters.is_some()),
-                    ("timeout_seconds", e.timeout_seconds.is_some()),
-                ] {
-                    if set {
-                        self.problem(
-                            &format!("exchange.{key}"),
-                            "applies only to script; remove it",
-                        );
-                    }
-                }
-                Some(ExchangeSource::Input(self.path("exchange.input", input)))
-            }
-            (Some(script), None) => {
-                let mut parameters = Vec::new();
-                for (name, value) in e.parameters.unwrap_or_default() {
-                    let key = format!("exchange.parameters.{name}");
-                    if name.is_empty()
-                        || !name.bytes().all(|b| b.is_ascii_alphanumeric())
-                        || name.eq_ignore_ascii_case("OutputPath")
-                    {
-                        self.problem(&key, "expected a parameter name of the script (letters and digits; OutputPath is set by dirsync)");
-                        continue;
-                    }
-                    if name.to_ascii_lowercase().contains("password")
-                        && !name.to_ascii_lowercase().ends_with("file")
-                    {
-                        self.problem(&key, "secrets are never passed on the command line: use CertificatePasswordFile (a file only the service account can read)");
-                        continue;
-                    }
-                    match value {
-                        toml::Value::String(s) => parameters.push((name, s)),
-                        toml::Value::Integer(i) => parameters.push((name, i.to_string())),
-                        toml::Value::Boolean(true) => parameters.push((name, "$true".into())),
-                        toml::Value::Boolean(false) => parameters.push((name, "$false".into())),
-                        toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => {
-                            let joined: Vec<&str> =
-                                items.iter().filter_map(toml::Value::as_str).collect();
-                            parameters.push((name, joined.join(",")));
-                        }
-                        _ => self.problem(
-                            &key,
-                            "expected a string, a number, true/false or a list of strings",
-                        ),
-                    }
-                }
-                let timeout = self.seconds("exchange.timeout_seconds", e.timeout_seconds, 1800);
-                Some(ExchangeSource::Script {
-                    script: self.path("exchange.script", script),
-                    interpreter: e.interpreter,
-                    parameters,
-                    timeout,
-                })
-            }
-        };
-        Some((
-            ExchangeConfig {
-                source: source?,
-                max_age,
-                fallback_max_age,
-                add_exchange_only: e.add_exchange_only.unwrap_or(true),
-            },
-            e.emit_group_owners.unwrap_or(false),
-        ))
-    }
-
-    fn guard(
-        &mut self,
-        g: RawGuard,
-        domains: &BTreeSet<Domain>,
-        domains_from_exchange: bool,
-    ) -> GuardConfig {
-        let max_removed = match g.max_removed {
-            None => DEFAULT_MAX_REMOVED,
-            Some(n) if n >= 0 => n as u64,
-            Some(n) => {
-                self.problem("guard.max_removed", format!("{n}; expected 0 or more"));
-                DEFAULT_MAX_REMOVED
-            }
-        };
-        let max_removed_percent = match g.max_removed_percent {
-            None => DEFAULT_MAX_REMOVED_PERCENT,
-            Some(p) if (0.0..=100.0).contains(&p) => p,
-            Some(p) => {
-                self.problem(
-                    "guard.max_removed_percent",
-                    format!("{p}; expected 0 to 100"),
-                );
-                DEFAULT_MAX_REMOVED_PERCENT
-            }
-        };
-        let mut allow_empty_domains = BTreeSet::new();
-        for (i, d) in g.allow_empty_domains.unwrap_or_default().iter().enumerate() {
-            match Domain::parse(d.trim()) {
-                Ok(domain) if domains_from_exchange || domains.contains(&domain) => {
-                    allow_empty_domains.insert(domain.as_str().to_owned());
-                }
-                Ok(_) => self.problem(
-                    &format!("guard.allow_empty_domains[{i}]"),
-                    format!("{d:?} is not in domains"),
-                ),
-                Err(e) => self.problem(
-                    &format!("guard.allow_empty_domains[{i}]"),
-                    format!("{d:?}: {e}"),
-                ),
-            }
-        }
-        GuardConfig {
-            max_removed,
-            max_removed_percent,
-            allow_empty_domains,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretSource;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("test.toml"), Path::new("/etc/dirsync"))

@@ -6,12 +6,81 @@
 //! more than `max_removed_percent` of them, would go, or when a domain that had addresses has
 //! none. Pure: it takes two maps and returns a verdict; `--force` is applied by the caller.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::GuardConfig;
 use crate::mapfile::{MapDiff, MapFile};
+use crate::model::Domain;
+use crate::problems::Problems;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    max_removed: Option<i64>,
+    max_removed_percent: Option<f64>,
+    allow_empty_domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    pub max_removed: u64,
+    pub max_removed_percent: f64,
+    pub allow_empty_domains: BTreeSet<String>,
+}
+
+pub const DEFAULT_MAX_REMOVED: u64 = 500;
+pub const DEFAULT_MAX_REMOVED_PERCENT: f64 = 10.0;
+
+/// Validates `[guard]`; `allow_empty_domains` must name accepted domains.
+pub fn validate(
+    g: RawGuard,
+    domains: &BTreeSet<Domain>,
+    domains_from_exchange: bool,
+    pr: &mut Problems,
+) -> GuardConfig {
+    let max_removed = match g.max_removed {
+        None => DEFAULT_MAX_REMOVED,
+        Some(n) if n >= 0 => n as u64,
+        Some(n) => {
+            pr.problem("guard.max_removed", format!("{n}; expected 0 or more"));
+            DEFAULT_MAX_REMOVED
+        }
+    };
+    let max_removed_percent = match g.max_removed_percent {
+        None => DEFAULT_MAX_REMOVED_PERCENT,
+        Some(p) if (0.0..=100.0).contains(&p) => p,
+        Some(p) => {
+            pr.problem(
+                "guard.max_removed_percent",
+                format!("{p}; expected 0 to 100"),
+            );
+            DEFAULT_MAX_REMOVED_PERCENT
+        }
+    };
+    let mut allow_empty_domains = BTreeSet::new();
+    for (i, d) in g.allow_empty_domains.unwrap_or_default().iter().enumerate() {
+        match Domain::parse(d.trim()) {
+            Ok(domain) if domains_from_exchange || domains.contains(&domain) => {
+                allow_empty_domains.insert(domain.as_str().to_owned());
+            }
+            Ok(_) => pr.problem(
+                &format!("guard.allow_empty_domains[{i}]"),
+                format!("{d:?} is not in domains"),
+            ),
+            Err(e) => pr.problem(
+                &format!("guard.allow_empty_domains[{i}]"),
+                format!("{d:?}: {e}"),
+            ),
+        }
+    }
+    GuardConfig {
+        max_removed,
+        max_removed_percent,
+        allow_empty_domains,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod logging;
 pub mod mapfile;
 pub mod model;
+pub mod problems;
 pub mod retry;
 pub mod rules;
 pub mod run;

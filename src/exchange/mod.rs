@@ -8,11 +8,13 @@
 //! group owners. A failed or stale step fails the run (exit 5) unless a fallback to the last good
 //! data is configured. This module does not decide what goes into the map (that is `rules`).
 
+pub mod config;
 pub mod data;
 mod runner;
 
+pub use config::{ExchangeConfig, ExchangeSource};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -22,28 +24,6 @@ use crate::model::{Address, Domain, Origin, Recipient};
 use crate::source::Entry;
 use crate::state::StateDir;
 pub use data::ExchangeData;
-
-#[derive(Debug, Clone)]
-pub struct ExchangeConfig {
-    pub source: ExchangeSource,
-    /// Data older than this (by its `collectedAt`) is stale: the step fails.
-    pub max_age: Duration,
-    /// When the step fails: use the last good data if it is younger than this.
-    pub fallback_max_age: Option<Duration>,
-    /// Exchange recipients that are not in the directory are added (default: yes).
-    pub add_exchange_only: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum ExchangeSource {
-    Script {
-        script: PathBuf,
-        interpreter: Option<PathBuf>,
-        parameters: Vec<(String, String)>,
-        timeout: Duration,
-    },
-    Input(PathBuf),
-}
 
 /// The file in `state_dir` that keeps the last good data (for the fallback).
 pub const LAST_GOOD: &str = "exchange-last-good.json";

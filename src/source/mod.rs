@@ -5,17 +5,18 @@
 //! nothing about mail addresses or Active Directory semantics (that is `model`), and a source
 //! never decides what is kept: it reads everything or fails.
 
+pub mod config;
 pub mod ldap;
 pub mod ldif;
 pub mod tls;
+
+pub use config::{LdapConfig, SearchBase, SourceConfig};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufReader;
 
 use anyhow::Context as _;
-
-use crate::config::SourceConfig;
 
 /// What a source read, for the run summary.
 #[derive(Debug, Clone, Default, serde::Serialize)]

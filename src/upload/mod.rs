@@ -6,12 +6,13 @@
 //! under the final name. Transient failures are retried with backoff; a host key mismatch or
 //! a refused login is not. This module does not decide whether to upload (that is `guard`).
 
+pub mod config;
 mod known_hosts;
 mod sftp;
 
-use std::time::SystemTime;
+pub use config::{HostKeyCheck, SftpAuth, UploadConfig};
 
-use crate::config::UploadConfig;
+use std::time::SystemTime;
 
 /// What was uploaded where.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use ssh2::{ErrorCode, MethodType, Session, Sftp};
 
+use super::config::{HostKeyCheck, SftpAuth, UploadConfig};
 use super::known_hosts;
-use crate::config::{HostKeyCheck, SftpAuth, UploadConfig};
 
 /// Write size: libssh2's SFTP is slow with small writes.
 const CHUNK: usize = 256 * 1024;

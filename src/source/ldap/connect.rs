@@ -11,7 +11,7 @@ use ldap3_proto::proto::{LdapExtendedRequest, LdapOp, LdapResultCode};
 use rustls::CertificateError;
 
 use super::wire::{is_timeout, Transport, Wire, WireError};
-use crate::config::LdapConfig;
+use crate::source::config::LdapConfig;
 use crate::source::tls::{self, CertInfo, Presented};
 
 /// StartTLS (RFC 4511 §4.14).

@@ -32,8 +32,8 @@ use ldap3_proto::proto::{
 
 use super::tls::{self, CertInfo};
 use super::{Entry, SourceStats};
-use crate::config::{LdapConfig, SearchBase};
 use crate::secret::Secret;
+use crate::source::config::{LdapConfig, SearchBase};
 use connect::{describe_connect_error, is_ldaps, Stream};
 pub use diagnose::result_code_name;
 use diagnose::{bind_failure_causes, describe_result};

@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::wire::{Limits, Transport, Wire};
-use crate::config::{LdapConfig, SearchBase};
 use crate::secret::{Secret, SecretSource};
+use crate::source::config::{LdapConfig, SearchBase};
 
 /// Server bytes handed out read by read, as scripted; what the client writes is kept.
 pub(crate) struct Script {

@@ -1,0 +1,287 @@
+//! The `[source]` section: where the directory comes from (an LDIF export or an LDAP server),
+//! as the admin writes it and as the source stage uses it, validated here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::problems::Problems;
+use crate::secret::SecretSource;
+
+pub const DEFAULT_FILTER: &str = "(|(objectClass=user)(objectClass=group)(objectClass=contact))";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    // ldif
+    path: Option<PathBuf>,
+    // ldap
+    url: Option<String>,
+    bind_dn: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    password_credential: Option<String>,
+    ca_file: Option<PathBuf>,
+    tls_fingerprint_sha256: Option<String>,
+    base_dn: Option<String>,
+    filter: Option<String>,
+    bases: Option<Vec<RawBase>>,
+    page_size: Option<i64>,
+    starttls: Option<bool>,
+    allow_plaintext: Option<bool>,
+    connect_timeout_seconds: Option<i64>,
+    timeout_seconds: Option<i64>,
+    read_timeout_seconds: Option<i64>,
+    max_message_mib: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBase {
+    base_dn: Option<String>,
+    filter: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Ldif { path: PathBuf },
+    Ldap(LdapConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapConfig {
+    pub url: String,
+    pub bind_dn: String,
+    pub password: SecretSource,
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server certificate (DER), 32 bytes.
+    pub tls_fingerprint_sha256: Option<Vec<u8>>,
+    pub bases: Vec<SearchBase>,
+    pub page_size: i32,
+    pub starttls: bool,
+    pub allow_plaintext: bool,
+    pub connect_timeout: Duration,
+    /// Time for each response message.
+    pub timeout: Duration,
+    /// Time for the whole read.
+    pub read_timeout: Duration,
+    /// The largest LDAP message accepted, in bytes.
+    pub max_message: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchBase {
+    pub base_dn: String,
+    pub filter: String,
+}
+
+pub fn validate(s: RawSource, pr: &mut Problems) -> Option<SourceConfig> {
+    let kind = pr.required("source.type", s.kind.clone(), "\"ldap\" or \"ldif\"")?;
+    match kind.as_str() {
+        "ldif" => {
+            let ldap_keys = [
+                ("url", s.url.is_some()),
+                ("bind_dn", s.bind_dn.is_some()),
+                ("password_env", s.password_env.is_some()),
+                ("password_file", s.password_file.is_some()),
+                ("password_credential", s.password_credential.is_some()),
+                ("ca_file", s.ca_file.is_some()),
+                ("tls_fingerprint_sha256", s.tls_fingerprint_sha256.is_some()),
+                ("base_dn", s.base_dn.is_some()),
+                ("filter", s.filter.is_some()),
+                ("bases", s.bases.is_some()),
+                ("page_size", s.page_size.is_some()),
+                ("starttls", s.starttls.is_some()),
+                ("allow_plaintext", s.allow_plaintext.is_some()),
+                (
+                    "connect_timeout_seconds",
+                    s.connect_timeout_seconds.is_some(),
+                ),
+                ("timeout_seconds", s.timeout_seconds.is_some()),
+                ("read_timeout_seconds", s.read_timeout_seconds.is_some()),
+                ("max_message_mib", s.max_message_mib.is_some()),
+            ];
+            for (key, set) in ldap_keys {
+                if set {
+                    pr.problem(
+                        &format!("source.{key}"),
+                        "applies only to type = \"ldap\"; remove it",
+                    );
+                }
+            }
+            let path = pr.required(
+                "source.path",
+                s.path,
+                "the LDIF export to read, e.g. \"export.ldif\"",
+            )?;
+            Some(SourceConfig::Ldif {
+                path: pr.path("source.path", path),
+            })
+        }
+        "ldap" => {
+            if s.path.is_some() {
+                pr.problem("source.path", "applies only to type = \"ldif\"; remove it");
+            }
+            ldap(s, pr).map(SourceConfig::Ldap)
+        }
+        other => {
+            pr.problem(
+                "source.type",
+                format!("{other:?} is not a source type; expected \"ldap\" or \"ldif\""),
+            );
+            None
+        }
+    }
+}
+
+fn ldap(s: RawSource, pr: &mut Problems) -> Option<LdapConfig> {
+    let url = pr.required(
+        "source.url",
+        s.url,
+        "e.g. \"ldaps://ldaps.example.com:636\"",
+    );
+    let starttls = s.starttls.unwrap_or(false);
+    let allow_plaintext = s.allow_plaintext.unwrap_or(false);
+    if let Some(u) = &url {
+        if u.starts_with("ldaps://") {
+            if starttls {
+                pr.problem(
+                    "source.starttls",
+                    "ldaps:// is already encrypted; starttls applies to ldap:// URLs only",
+                );
+            }
+        } else if u.starts_with("ldap://") {
+            if !starttls && !allow_plaintext {
+                pr.problem("source.url", format!("{u} is unencrypted: use ldaps://, or set starttls = true (allow_plaintext = true only in a lab)"));
+            }
+        } else {
+            pr.problem(
+                "source.url",
+                format!(
+                    "{u:?} is not an LDAP URL; expected ldaps://host[:port] or ldap://host[:port]"
+                ),
+            );
+        }
+    }
+    let bind_dn = pr.required(
+        "source.bind_dn",
+        s.bind_dn,
+        "the bind account's DN or UPN, e.g. \"svc-dirsync@example.com\"",
+    );
+    let password = pr.secret(
+        "source",
+        "password",
+        s.password_env,
+        s.password_file,
+        s.password_credential,
+    );
+    if password.is_none() && !pr.mentions("source.password") {
+        pr.problem(
+            "source.password_env",
+            "missing; set password_env (an environment variable name), password_file or password_credential (Windows Credential Manager)",
+        );
+    }
+    let fingerprint = s.tls_fingerprint_sha256.and_then(|f| {
+        let hexed: String = f
+            .chars()
+            .filter(|c| *c != ':' && !c.is_whitespace())
+            .collect();
+        match hex::decode(&hexed) {
+            Ok(bytes) if bytes.len() == 32 => Some(bytes),
+            _ => {
+                pr.problem(
+                    "source.tls_fingerprint_sha256",
+                    "expected 64 hex digits (colons allowed), as `dirsync check` prints it",
+                );
+                None
+            }
+        }
+    });
+    let mut bases = Vec::new();
+    match (s.base_dn, s.bases) {
+        (Some(_), Some(_)) => pr.problem(
+            "source.bases",
+            "set either base_dn (with filter) or bases, not both",
+        ),
+        (Some(dn), None) => bases.push(SearchBase {
+            base_dn: dn,
+            filter: s.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
+        }),
+        (None, Some(list)) => {
+            if s.filter.is_some() {
+                pr.problem("source.filter", "with bases, give each base its own filter");
+            }
+            if list.is_empty() {
+                pr.problem(
+                    "source.bases",
+                    "empty; list at least one { base_dn = \"…\" }",
+                );
+            }
+            for (i, b) in list.into_iter().enumerate() {
+                if let Some(dn) = pr.required(
+                    &format!("source.bases[{i}].base_dn"),
+                    b.base_dn,
+                    "a DN such as \"OU=AADDC Users,DC=example,DC=com\"",
+                ) {
+                    bases.push(SearchBase {
+                        base_dn: dn,
+                        filter: b.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
+                    });
+                }
+            }
+        }
+        (None, None) => pr.problem(
+            "source.base_dn",
+            "missing; expected the search base, e.g. \"OU=AADDC Users,DC=example,DC=com\"",
+        ),
+    }
+    for (i, b) in bases.iter().enumerate() {
+        if super::ldap::parse_filter(&b.filter).is_err() {
+            pr.problem(
+                &format!("source.bases[{i}].filter"),
+                format!(
+                    "{:?} is not an LDAP filter (RFC 4515); expected e.g. \"(objectClass=user)\"",
+                    b.filter
+                ),
+            );
+        }
+    }
+    let page_size = match s.page_size {
+        None => 1000,
+        Some(n) if (1..=1000).contains(&n) => n as i32,
+        Some(n) => {
+            pr.problem(
+                "source.page_size",
+                format!("{n} is out of range; expected 1 to 1000 (Active Directory's MaxPageSize)"),
+            );
+            1000
+        }
+    };
+    let ca_file = s.ca_file.map(|p| pr.path("source.ca_file", p));
+    let connect_timeout = pr.seconds(
+        "source.connect_timeout_seconds",
+        s.connect_timeout_seconds,
+        15,
+    );
+    let timeout = pr.seconds("source.timeout_seconds", s.timeout_seconds, 120);
+    let read_timeout = pr.seconds("source.read_timeout_seconds", s.read_timeout_seconds, 3600);
+    let max_message_mib = pr.count("source.max_message_mib", s.max_message_mib, 64, 1..=1024);
+    Some(LdapConfig {
+        url: url?,
+        bind_dn: bind_dn?,
+        password: password?,
+        ca_file,
+        tls_fingerprint_sha256: fingerprint,
+        bases,
+        page_size,
+        starttls,
+        allow_plaintext,
+        connect_timeout,
+        timeout,
+        read_timeout,
+        max_message: (max_message_mib as usize) << 20,
+    })
+}
