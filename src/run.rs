@@ -13,10 +13,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{fail, Exit, Failure, OrExit};
-use crate::fsutil::write_atomic_with;
 use crate::guard::{self, Verdict};
 use crate::logging::say;
-use crate::mapfile::RenderError;
+use crate::mapfile::write::{write_checked, WriteError};
 use crate::mapfile::{MapDiff, MapFile};
 use crate::model::{Keep, Recipient};
 use crate::rules::{
@@ -355,7 +354,11 @@ fn checks_passed(problems: Vec<String>) -> Result<(), Failure> {
     if problems.is_empty() {
         return Ok(());
     }
-    Err(fail(
+    Err(checks_failed(problems))
+}
+
+fn checks_failed(problems: Vec<String>) -> Failure {
+    fail(
         Exit::Failure,
         anyhow!(
             "the MAP file failed its checks, nothing written: {} (a configured domain \
@@ -363,7 +366,7 @@ fn checks_passed(problems: Vec<String>) -> Result<(), Failure> {
              guard.allow_empty_domains)",
             problems.join("; ")
         ),
-    ))
+    )
 }
 
 fn round_trip_failure(e: String) -> Failure {
@@ -382,42 +385,9 @@ pub fn checked_render(config: &Config, map: &MapFile) -> Result<String, Failure>
     Ok(bytes)
 }
 
-/// Checks the map, then writes it to `[output] path`: streamed into a temporary file in the
-/// same folder, each line checked to parse back into its record as it is rendered, and only
-/// then renamed over the old file.
+/// Writes the map to `path`, checked (see `mapfile::write`), after removing what interrupted
+/// runs left in its folder.
 pub fn write_map(config: &Config, map: &MapFile, path: &Path) -> Result<OutputReport, Failure> {
-    use sha2::Digest as _;
-    use std::io::Write as _;
-
-    /// Counts and hashes what passes through.
-    struct Tee<W> {
-        inner: W,
-        sha: sha2::Sha256,
-        bytes: usize,
-    }
-    impl<W: std::io::Write> std::io::Write for Tee<W> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let n = self.inner.write(buf)?;
-            self.sha.update(&buf[..n]);
-            self.bytes += n;
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            self.inner.flush()
-        }
-    }
-
-    enum WriteError {
-        Io(std::io::Error),
-        RoundTrip(String),
-        Check(Failure),
-    }
-    impl From<std::io::Error> for WriteError {
-        fn from(e: std::io::Error) -> Self {
-            WriteError::Io(e)
-        }
-    }
-
     if let Some(folder) = path.parent() {
         let removed = crate::fsutil::remove_temporaries(folder);
         if removed > 0 {
@@ -427,46 +397,22 @@ pub fn write_map(config: &Config, map: &MapFile, path: &Path) -> Result<OutputRe
             );
         }
     }
-    let mut written = (String::new(), 0);
-    let result = write_atomic_with(path, |file| -> Result<(), WriteError> {
-        let mut out = std::io::BufWriter::with_capacity(
-            1 << 20,
-            Tee {
-                inner: &mut *file,
-                sha: sha2::Sha256::new(),
-                bytes: 0,
-            },
-        );
-        let rendered = map.render_checked_to(config.output.line_ending, &mut out);
-        let problems = match rendered {
-            Ok(()) => map_problems(config, map, false),
-            // Stopped at the first bad value: list them all.
-            Err(RenderError::Value(_)) => map_problems(config, map, true),
-            Err(RenderError::RoundTrip(e)) => return Err(WriteError::RoundTrip(e)),
-            Err(RenderError::Io(e)) => return Err(WriteError::Io(e)),
-        };
-        checks_passed(problems).map_err(WriteError::Check)?;
-        out.flush()?;
-        let tee = out.into_inner().map_err(|e| e.into_error())?;
-        // Every line was checked as it was rendered. The hash is of the bytes written: the
-        // file is read back and compared with it before anything is uploaded.
-        written = (hex::encode(tee.sha.finalize()), tee.bytes);
-        Ok(())
-    });
-    match result {
-        Ok(()) => {}
-        Err(WriteError::Check(failure)) => return Err(failure),
+    let problems = |values| map_problems(config, map, values);
+    let written = match write_checked(map, config.output.line_ending, path, problems) {
+        Ok(w) => w,
+        Err(WriteError::Problems(p)) => return Err(checks_failed(p)),
         Err(WriteError::RoundTrip(e)) => return Err(round_trip_failure(e)),
         Err(WriteError::Io(e)) => {
             return Err(fail(
                 Exit::Failure,
                 anyhow!(e).context(format!(
-                "cannot write the MAP file {}; check [output] path and that the folder is writable",
-                path.display()
-            )),
+                    "cannot write the MAP file {}; check [output] path and that the folder is \
+                     writable",
+                    path.display()
+                )),
             ))
         }
-    }
+    };
     let mut records = BTreeMap::new();
     for r in map.domains.values().flatten() {
         *records.entry(r.tag().trim_end_matches(':')).or_default() += 1;
@@ -474,8 +420,8 @@ pub fn write_map(config: &Config, map: &MapFile, path: &Path) -> Result<OutputRe
     records.insert("DOMAIN", map.domains.len());
     Ok(OutputReport {
         path: path.to_path_buf(),
-        bytes: written.1,
-        sha256: written.0,
+        bytes: written.bytes,
+        sha256: written.sha256,
         records,
     })
 }

@@ -26,7 +26,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapDerefAliases, LdapFilter, LdapMsg, LdapOp, LdapResultCode, LdapSearchRequest,
+    LdapDerefAliases, LdapFilter, LdapMsg, LdapOp, LdapResult, LdapResultCode, LdapSearchRequest,
     LdapSearchResultEntry, LdapSearchScope,
 };
 
@@ -280,12 +280,11 @@ impl<T: Transport> Session<'_, T> {
     ) -> Result<u64, SearchError> {
         let filter = parse_filter(&base.filter)
             .map_err(|_| "the filter is not a valid LDAP filter (RFC 4515)".to_string())?;
+        let request = search_request(&base.base_dn, LdapSearchScope::Subtree, &filter, attributes);
         let mut paging = Paging::default();
         let mut cookie = Vec::new();
         let mut in_base = 0u64;
         loop {
-            let request =
-                search_request(&base.base_dn, LdapSearchScope::Subtree, &filter, attributes);
             let control = LdapControl::SimplePagedResults {
                 size: config.page_size.into(),
                 cookie: std::mem::take(&mut cookie),
@@ -293,50 +292,16 @@ impl<T: Transport> Session<'_, T> {
             let after = |e: String, n: u64| format!("{e} after {n} entries");
             let id = self
                 .wire
-                .send(request, vec![control])
+                .send(request.clone(), vec![control])
                 .map_err(|e| after(e.to_string(), in_base))?;
-            let mut incomplete = Vec::new();
-            let mut on_page = 0u64;
-            let mut fresh = 0u64;
-            let (result, controls) = loop {
-                let message = self.receive(id).map_err(|e| after(e, in_base + on_page))?;
-                match message.op {
-                    LdapOp::SearchResultEntry(raw) => {
-                        on_page += 1;
-                        if !self.seen.insert(self.hasher.hash_one(raw.dn.as_bytes())) {
-                            stats.duplicate_entries += 1;
-                            if stats.duplicate_entries == 1 {
-                                tracing::warn!(
-                                    "the server sent {} a second time (kept once; counted in \
-                                     the summary)",
-                                    raw.dn
-                                );
-                            }
-                            continue;
-                        }
-                        fresh += 1;
-                        let (entry, pending) = to_entry(raw);
-                        if pending.is_empty() {
-                            deliver(entry, stats);
-                        } else {
-                            incomplete.push((entry, pending));
-                        }
-                    }
-                    LdapOp::SearchResultReference(_) => stats.referrals_skipped += 1,
-                    LdapOp::SearchResultDone(result) => break (result, message.ctrl),
-                    op => {
-                        return Err(after(
-                            format!("the server sent {} inside a search", op_name(&op)),
-                            in_base + on_page,
-                        ))
-                    }
-                }
-            };
-            in_base += on_page;
-            if result.code != LdapResultCode::Success {
-                return Err(after(describe_result(&result), in_base));
+            let page = self
+                .page(id, stats, deliver)
+                .map_err(|(e, on_page)| after(e, in_base + on_page))?;
+            in_base += page.entries;
+            if page.result.code != LdapResultCode::Success {
+                return Err(after(describe_result(&page.result), in_base));
             }
-            for (mut entry, pending) in incomplete {
+            for (mut entry, pending) in page.incomplete {
                 for (name, start) in pending {
                     self.read_range(&mut entry, &name, start).map_err(|e| {
                         format!("reading all values of {name} of {}: {e}", entry.dn)
@@ -345,11 +310,64 @@ impl<T: Transport> Session<'_, T> {
                 deliver(entry, stats);
             }
             match paging
-                .next(controls, on_page, fresh, config.page_size)
+                .next(page.controls, page.entries, page.fresh, config.page_size)
                 .map_err(|e| after(e, in_base))?
             {
                 Some(next) => cookie = next,
                 None => return Ok(in_base),
+            }
+        }
+    }
+
+    /// Receives one page of search `id`: complete entries are delivered, those with a ranged
+    /// attribute kept (their other values need more searches, after the page). An error
+    /// comes with the number of entries of the page before it.
+    fn page(
+        &mut self,
+        id: i32,
+        stats: &mut SourceStats,
+        deliver: &mut dyn FnMut(Entry, &mut SourceStats),
+    ) -> Result<Page, (SearchError, u64)> {
+        let mut incomplete = Vec::new();
+        let (mut entries, mut fresh) = (0u64, 0u64);
+        loop {
+            let message = self.receive(id).map_err(|e| (e, entries))?;
+            match message.op {
+                LdapOp::SearchResultEntry(raw) => {
+                    entries += 1;
+                    if !self.seen.insert(self.hasher.hash_one(raw.dn.as_bytes())) {
+                        stats.duplicate_entries += 1;
+                        if stats.duplicate_entries == 1 {
+                            tracing::warn!(
+                                "the server sent {} a second time (kept once; counted in the \
+                                 summary)",
+                                raw.dn
+                            );
+                        }
+                        continue;
+                    }
+                    fresh += 1;
+                    let (entry, pending) = to_entry(raw);
+                    if pending.is_empty() {
+                        deliver(entry, stats);
+                    } else {
+                        incomplete.push((entry, pending));
+                    }
+                }
+                LdapOp::SearchResultReference(_) => stats.referrals_skipped += 1,
+                LdapOp::SearchResultDone(result) => {
+                    return Ok(Page {
+                        result,
+                        controls: message.ctrl,
+                        entries,
+                        fresh,
+                        incomplete,
+                    })
+                }
+                op => {
+                    let what = format!("the server sent {} inside a search", op_name(&op));
+                    return Err((what, entries));
+                }
             }
         }
     }
@@ -408,6 +426,17 @@ impl<T: Transport> Session<'_, T> {
             }
         }
     }
+}
+
+/// One page of a search, received.
+struct Page {
+    result: LdapResult,
+    controls: Vec<LdapControl>,
+    /// Entries on the page, and those among them not seen before.
+    entries: u64,
+    fresh: u64,
+    /// Entries with a ranged attribute, and where each range goes on.
+    incomplete: Vec<(Entry, Vec<(String, u64)>)>,
 }
 
 /// RFC 2696 as a client must hold a server to it.

@@ -111,74 +111,10 @@ pub fn session(server: &[u8]) -> Outcome {
 /// Well-formed conversations to start fuzzing from: the bytes a server sends for a paged
 /// read, a ranged attribute, a continuation reference and a notice of disconnection.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    use ldap3_proto::control::LdapControl;
-    use ldap3_proto::proto::{
-        LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult,
-        LdapResultCode, LdapSearchResultEntry, LdapSearchResultReference,
-    };
-    use tokio_util::codec::Encoder as _;
-
-    let ok = || LdapResult {
-        code: LdapResultCode::Success,
-        matcheddn: String::new(),
-        message: String::new(),
-        referral: vec![],
-    };
-    let msg = |msgid, op, ctrl| {
-        let mut out = bytes::BytesMut::new();
-        ldap3_proto::LdapCodec::default()
-            .encode(LdapMsg { msgid, op, ctrl }, &mut out)
-            .expect("encodable");
-        out.to_vec()
-    };
-    let bind = msg(
-        1,
-        LdapOp::BindResponse(LdapBindResponse {
-            res: ok(),
-            saslcreds: None,
-        }),
-        vec![],
-    );
-    let entry = |id, dn: &str, attrs: &[(&str, &[&str])]| {
-        let attributes = attrs
-            .iter()
-            .map(|(name, vals)| LdapPartialAttribute {
-                atype: (*name).into(),
-                vals: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
-            })
-            .collect();
-        msg(
-            id,
-            LdapOp::SearchResultEntry(LdapSearchResultEntry {
-                dn: dn.into(),
-                attributes,
-            }),
-            vec![],
-        )
-    };
-    let done = |id, cookie: Option<&[u8]>| {
-        let ctrl = cookie
-            .map(|c| {
-                vec![LdapControl::SimplePagedResults {
-                    size: 0,
-                    cookie: c.to_vec(),
-                }]
-            })
-            .unwrap_or_default();
-        msg(id, LdapOp::SearchResultDone(ok()), ctrl)
-    };
-    let user = |id, n: u32| {
-        entry(
-            id,
-            &format!("CN=u{n},OU=Users,DC=example,DC=com"),
-            &[
-                ("objectClass", &["user"]),
-                ("mail", &[&format!("u{n}@example.com")]),
-            ],
-        )
-    };
+    use server::{bind_ok, done, entry, notice, reference, user};
+    let group = "CN=g,OU=Users,DC=example,DC=com";
     let paged = [
-        bind.clone(),
+        bind_ok(1),
         user(2, 0),
         user(2, 1),
         done(2, Some(b"c1")),
@@ -187,47 +123,20 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
     .concat();
     let ranged = [
-        bind.clone(),
-        entry(
-            2,
-            "CN=g,OU=Users,DC=example,DC=com",
-            &[("member;range=0-1", &["CN=a", "CN=b"])],
-        ),
+        bind_ok(1),
+        entry(2, group, &[("member;range=0-1", &["CN=a", "CN=b"])]),
         done(2, Some(b"")),
-        entry(
-            3,
-            "CN=g,OU=Users,DC=example,DC=com",
-            &[("member;range=2-*", &["CN=c"])],
-        ),
+        entry(3, group, &[("member;range=2-*", &["CN=c"])]),
         done(3, None),
     ]
     .concat();
-    let reference = msg(
-        2,
-        LdapOp::SearchResultReference(LdapSearchResultReference {
-            uris: vec!["ldap://example.com/DC=DomainDnsZones,DC=example,DC=com".into()],
-        }),
-        vec![],
-    );
-    let notice = msg(
-        0,
-        LdapOp::ExtendedResponse(LdapExtendedResponse {
-            res: LdapResult {
-                code: LdapResultCode::Unavailable,
-                ..ok()
-            },
-            name: Some("1.3.6.1.4.1.1466.20036".into()),
-            value: None,
-        }),
-        vec![],
-    );
     let referral = [
-        bind.clone(),
+        bind_ok(1),
         user(2, 0),
-        reference,
+        reference(2),
         done(2, Some(b"c1")),
         user(3, 1),
-        notice,
+        notice(),
     ]
     .concat();
     vec![
@@ -236,6 +145,103 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("ranged", [&[17u8][..], &ranged].concat()),
         ("referral-notice", [&[63u8][..], &referral].concat()),
     ]
+}
+
+/// Server messages, encoded by ldap3_proto.
+mod server {
+    use ldap3_proto::control::LdapControl;
+    use ldap3_proto::proto::{
+        LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult,
+        LdapResultCode, LdapSearchResultEntry, LdapSearchResultReference,
+    };
+    use tokio_util::codec::Encoder as _;
+
+    fn result(code: LdapResultCode) -> LdapResult {
+        LdapResult {
+            code,
+            matcheddn: String::new(),
+            message: String::new(),
+            referral: vec![],
+        }
+    }
+
+    fn encode(msgid: i32, op: LdapOp, ctrl: Vec<LdapControl>) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        ldap3_proto::LdapCodec::default()
+            .encode(LdapMsg { msgid, op, ctrl }, &mut out)
+            .expect("encodable");
+        out.to_vec()
+    }
+
+    pub fn bind_ok(id: i32) -> Vec<u8> {
+        let res = result(LdapResultCode::Success);
+        encode(
+            id,
+            LdapOp::BindResponse(LdapBindResponse {
+                res,
+                saslcreds: None,
+            }),
+            vec![],
+        )
+    }
+
+    pub fn entry(id: i32, dn: &str, attrs: &[(&str, &[&str])]) -> Vec<u8> {
+        let attributes = attrs
+            .iter()
+            .map(|(name, vals)| LdapPartialAttribute {
+                atype: (*name).into(),
+                vals: vals.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            })
+            .collect();
+        let dn = dn.into();
+        encode(
+            id,
+            LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
+            vec![],
+        )
+    }
+
+    pub fn user(id: i32, n: u32) -> Vec<u8> {
+        let mail = format!("u{n}@example.com");
+        let dn = format!("CN=u{n},OU=Users,DC=example,DC=com");
+        entry(id, &dn, &[("objectClass", &["user"]), ("mail", &[&mail])])
+    }
+
+    /// `SearchResultDone` (success), with the paged-results control when `cookie` is given.
+    pub fn done(id: i32, cookie: Option<&[u8]>) -> Vec<u8> {
+        let ctrl = cookie
+            .map(|c| {
+                vec![LdapControl::SimplePagedResults {
+                    size: 0,
+                    cookie: c.to_vec(),
+                }]
+            })
+            .unwrap_or_default();
+        encode(
+            id,
+            LdapOp::SearchResultDone(result(LdapResultCode::Success)),
+            ctrl,
+        )
+    }
+
+    pub fn reference(id: i32) -> Vec<u8> {
+        let uris = vec!["ldap://example.com/DC=DomainDnsZones,DC=example,DC=com".into()];
+        encode(
+            id,
+            LdapOp::SearchResultReference(LdapSearchResultReference { uris }),
+            vec![],
+        )
+    }
+
+    /// The notice of disconnection (RFC 4511 §4.4.1).
+    pub fn notice() -> Vec<u8> {
+        let op = LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res: result(LdapResultCode::Unavailable),
+            name: Some("1.3.6.1.4.1.1466.20036".into()),
+            value: None,
+        });
+        encode(0, op, vec![])
+    }
 }
 
 #[cfg(test)]
