@@ -74,7 +74,7 @@ fn check_source(config: &Config) -> Result<String, Failure> {
         .collect();
     let mut text = String::new();
     if let Some(m) = &exchange {
-        text.push_str(&format!("{}; ", run::summarize_exchange(m)));
+        text.push_str(&format!("{}; ", crate::report::summarize_exchange(m)));
     }
     if let Some(cert) = &stats.server_certificate {
         text.push_str(&format!("TLS certificate: {cert}; bind succeeded; "));

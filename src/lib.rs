@@ -17,6 +17,7 @@ pub mod logging;
 pub mod mapfile;
 pub mod model;
 pub mod problems;
+pub mod report;
 pub mod retry;
 pub mod rules;
 pub mod run;

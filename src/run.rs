@@ -4,7 +4,6 @@
 //! is shipped or recorded: the order of the steps is the fail-closed guarantee.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -18,15 +17,13 @@ use crate::logging::say;
 use crate::mapfile::write::{write_checked, WriteError};
 use crate::mapfile::{MapDiff, MapFile};
 use crate::model::{Keep, Recipient};
-use crate::rules::{
-    BuildReport, Built, MapBuilder, DROP_CONFLICT, DROP_EXCLUDED, DROP_FOREIGN, DROP_INVALID,
-};
+use crate::report::{log_findings, summarize, summarize_exchange};
+use crate::rules::{BuildReport, Built, MapBuilder};
 use crate::source::{self, SourceStats};
 use crate::state::StateDir;
 use crate::{exchange, upload};
 
 /// How many individual warnings of one kind are logged; the rest are counted.
-const WARN_LIMIT: usize = 20;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SyncOptions {
@@ -133,7 +130,7 @@ pub struct RunReport {
     pub exchange: Option<exchange::MergeReport>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutputReport {
     pub path: PathBuf,
     pub bytes: usize,
@@ -211,35 +208,54 @@ fn sync_steps(
     report.build = Some(built.report.clone());
     report.exchange = merged;
 
-    // The guard decides before anything is written: a refused map never reaches
-    // `[output] path` (in local-only mode that file is the deliverable); it is kept for review
-    // in state_dir instead.
-    let verdict = guard::evaluate(baseline.as_ref(), &built.map, &config.guard);
+    let written = write_guarded(
+        config,
+        options,
+        state,
+        baseline.as_ref(),
+        &built.map,
+        report,
+    )?;
+    // What is shipped and recorded is the file as written and checked.
+    drop(built);
+    if options.dry_run {
+        say("dry run: nothing uploaded, state unchanged");
+        return Ok("dry run".into());
+    }
+    ship(&prepared, state, &written, report)
+}
+
+/// The guard's verdict first, then the map written: to `[output] path` when it passed (or
+/// with `--force`); a refused map never reaches that path (in local-only mode that file is the
+/// deliverable): it is kept for review in state_dir, and the run ends with exit 3.
+fn write_guarded(
+    config: &Config,
+    options: SyncOptions,
+    state: &StateDir,
+    baseline: Option<&MapFile>,
+    map: &MapFile,
+    report: &mut RunReport,
+) -> Result<OutputReport, Failure> {
+    let verdict = guard::evaluate(baseline, map, &config.guard);
     let refused = !verdict.passes() && !options.force;
     let path = if refused {
         state.path(crate::state::REFUSED)
     } else {
         config.output.path.clone()
     };
-    let phase = Instant::now();
-    let output = write_map(config, &built.map, &path)?;
-    tracing::debug!(
-        "wrote and checked the MAP file in {:.3}s",
-        phase.elapsed().as_secs_f64()
-    );
-    let written_sha256 = output.sha256.clone();
-    report.output = Some(output);
+    let output = write_map(config, map, &path)?;
+    report.output = Some(output.clone());
     if !refused {
         say(&format!(
             "MAP file written: {} ({} addresses)",
             path.display(),
-            built.map.dir_count()
+            map.dir_count()
         ));
     }
     say(&verdict.describe());
     report.guard = Some(verdict.clone());
-    if let Some(old) = &baseline {
-        let diff = MapDiff::between(old, &built.map);
+    if let Some(old) = baseline {
+        let diff = MapDiff::between(old, map);
         if !diff.is_empty() {
             say(&format!(
                 "changes since the last upload:\n{}",
@@ -268,17 +284,23 @@ fn sync_steps(
     }
     // A map that passed replaces an earlier refused one: it is no longer what needs review.
     let _ = std::fs::remove_file(state.path(crate::state::REFUSED));
+    Ok(output)
+}
 
-    // What is shipped and recorded is the file as written and checked.
-    drop(built);
-    if options.dry_run {
-        say("dry run: nothing uploaded, state unchanged");
-        return Ok("dry run".into());
-    }
-    let bytes = std::fs::read(&path)
+/// Ships the written file (read back and compared by hash), then records it as the guard's
+/// baseline, keeps the Exchange data for a fallback and archives it if configured.
+fn ship(
+    prepared: &Prepared,
+    state: &StateDir,
+    written: &OutputReport,
+    report: &mut RunReport,
+) -> Result<String, Failure> {
+    let config = &prepared.config;
+    let path = &written.path;
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read back {}", path.display()))
         .or_exit(Exit::Failure)?;
-    if sha256_hex(&bytes) != written_sha256 {
+    if sha256_hex(&bytes) != written.sha256 {
         return Err(fail(
             Exit::Failure,
             anyhow!(
@@ -429,174 +451,4 @@ pub fn write_map(config: &Config, map: &MapFile, path: &Path) -> Result<OutputRe
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// The human summary of a build, for stderr.
-pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
-    let mut s = String::new();
-    let kinds: Vec<String> = r
-        .objects
-        .iter()
-        .map(|(k, n)| format!("{} {n}", k.name()))
-        .collect();
-    let _ = writeln!(
-        s,
-        "read {} objects from {} ({}; {} disabled, {} without a mail address)",
-        stats.entries,
-        stats.origin,
-        kinds.join(", "),
-        r.objects_disabled,
-        r.objects_without_address
-    );
-    let per_domain: Vec<String> = r
-        .addresses_per_domain
-        .iter()
-        .map(|(d, n)| format!("{d} {n}"))
-        .collect();
-    if stats.referrals_skipped > 0 {
-        let _ = writeln!(
-            s,
-            "skipped {} continuation references (other naming contexts; not read)",
-            stats.referrals_skipped
-        );
-    }
-    if stats.duplicate_entries > 0 {
-        let _ = writeln!(
-            s,
-            "the directory server sent {} entries twice (kept once)",
-            stats.duplicate_entries
-        );
-    }
-    let _ = writeln!(s, "addresses: {}", per_domain.join(", "));
-    let mut dropped = Vec::new();
-    if let Some(n) = r.dropped.get(DROP_FOREIGN) {
-        let mut top: Vec<(&String, &u64)> = r.foreign_domains.iter().collect();
-        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let top: Vec<String> = top
-            .iter()
-            .take(5)
-            .map(|(d, n)| format!("{d} {n}"))
-            .collect();
-        dropped.push(format!(
-            "{n} in domains not in `domains` ({})",
-            top.join(", ")
-        ));
-    }
-    if let Some(n) = r.dropped.get(DROP_INVALID) {
-        dropped.push(format!("{n} invalid"));
-    }
-    if let Some(n) = r.dropped.get(DROP_CONFLICT) {
-        dropped.push(format!("{n} claimed by two objects (kept once)"));
-    }
-    if let Some(n) = r.dropped.get(DROP_EXCLUDED) {
-        dropped.push(format!("{n} matched addresses.exclude"));
-    }
-    if !dropped.is_empty() {
-        let _ = writeln!(s, "not written: {}", dropped.join(", "));
-    }
-    for (rule, e) in &r.excluded_by_rule {
-        let _ = writeln!(
-            s,
-            "excluded by {rule}: {} objects, {} addresses",
-            e.objects, e.addresses
-        );
-    }
-    if r.cleaned_values_total > 0 {
-        let _ = writeln!(
-            s,
-            "signature values cleaned or shortened: {}",
-            r.cleaned_values_total
-        );
-    }
-    s
-}
-
-/// One line on what the Exchange data added.
-pub fn summarize_exchange(m: &exchange::MergeReport) -> String {
-    let added: Vec<String> = m.added.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let mut s = format!(
-        "Exchange data of {} from {}: {} objects matched by id, {} by address; added {}; {} addresses added to directory objects; {} groups with owners",
-        m.collected_at,
-        m.origin,
-        m.matched_by_object_id,
-        m.matched_by_address,
-        if added.is_empty() { "none".to_string() } else { added.join(", ") },
-        m.addresses_added,
-        m.groups_with_owners
-    );
-    if let Some(reason) = &m.fallback {
-        s.push_str(&format!(
-            "; FALLBACK to the last good data because: {reason}"
-        ));
-    }
-    s
-}
-
-/// Logs the entry-level findings of a build as warnings, a limited number of each.
-fn log_findings(r: &BuildReport) {
-    for c in r.cleaned_values.iter().take(WARN_LIMIT) {
-        tracing::warn!("{}: signature field {}: {}", c.dn, c.value, c.reason);
-    }
-    let mut conflicts = r.conflicts.iter().peekable();
-    let mut warned = 0;
-    while let Some(c) = conflicts.next() {
-        let mut same = vec![c];
-        while let Some(next) = conflicts.next_if(|n| n.address == c.address) {
-            same.push(next);
-        }
-        warned += 1;
-        if warned > WARN_LIMIT {
-            continue;
-        }
-        if c.shared_alias {
-            tracing::warn!(
-                "address {} is an alias of {} and the primary address of none: written once, \
-                 without a MAP line (whose mailbox it is cannot be told)",
-                c.address,
-                crate::rules::holders(c, &same)
-            );
-        } else {
-            let objects = match same.len() {
-                1 => "two objects".to_string(),
-                n => format!("{} objects", n + 1),
-            };
-            tracing::warn!(
-                "address {} is on {objects}: kept for {}, not for {}",
-                c.address,
-                c.kept,
-                same.iter()
-                    .map(|c| c.dropped.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-    }
-    for i in r.invalid.iter().take(WARN_LIMIT) {
-        tracing::warn!(
-            "{}: {:?} is not a valid address ({})",
-            i.dn,
-            i.value,
-            i.reason
-        );
-    }
-    let more = r
-        .dropped
-        .get(DROP_CONFLICT)
-        .copied()
-        .unwrap_or(0)
-        .saturating_sub(WARN_LIMIT as u64)
-        + r.dropped
-            .get(DROP_INVALID)
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(WARN_LIMIT as u64);
-    if more > 0 {
-        tracing::warn!("{more} more address warnings: see last-run.json");
-    }
-    if r.several_primaries > 0 {
-        tracing::warn!(
-            "{} objects have more than one SMTP: proxy address; the one equal to `mail` (else the first in order) is used as primary",
-            r.several_primaries
-        );
-    }
 }

@@ -139,6 +139,195 @@ impl Groups {
     }
 }
 
+/// The tests a condition table may hold besides `attribute`.
+const VERBS: [&str; 8] = [
+    "member_of",
+    "owned_by",
+    "dn_contains",
+    "kind",
+    "disabled",
+    "all",
+    "any",
+    "not",
+];
+
+/// A condition table being parsed, with where it is and where problems go.
+struct Table<'a, 'p> {
+    table: &'a toml::Table,
+    path: &'a str,
+    problems: &'p mut Vec<String>,
+}
+
+impl Table<'_, '_> {
+    fn fail(&mut self, what: String) -> Option<Condition> {
+        self.problems.push(format!("{}: {what}", self.path));
+        None
+    }
+
+    fn string(&self, key: &str) -> Option<&str> {
+        self.table.get(key).and_then(toml::Value::as_str)
+    }
+
+    /// A key of the table not in `allowed`.
+    fn other_than(&self, allowed: &[&str]) -> Option<String> {
+        self.table
+            .keys()
+            .find(|k| !allowed.contains(&k.as_str()))
+            .cloned()
+    }
+
+    /// `{ attribute = "…", equals|matches|starts_with|ends_with|present = … }`.
+    fn attribute_test(&mut self) -> Option<Condition> {
+        let Some(attribute) = self.string("attribute").filter(|a| valid_attribute(a)) else {
+            return self
+                .fail("`attribute` must be an attribute name such as \"department\"".into());
+        };
+        let attribute = attribute.to_ascii_lowercase();
+        let tests = ["equals", "matches", "starts_with", "ends_with", "present"];
+        let given: Vec<&str> = tests
+            .iter()
+            .copied()
+            .filter(|t| self.table.contains_key(*t))
+            .collect();
+        if given.len() != 1 {
+            return self.fail(format!(
+                "with `attribute`, give exactly one of {}",
+                tests.join(", ")
+            ));
+        }
+        let test = given[0];
+        if let Some(extra) = self.other_than(&["attribute", test]) {
+            return self.fail(format!("unknown key `{extra}` in this condition"));
+        }
+        if test == "present" {
+            let Some(present) = self.table.get("present").and_then(toml::Value::as_bool) else {
+                return self.fail("`present` must be true or false".into());
+            };
+            return Some(Condition::Present { attribute, present });
+        }
+        let Some(text) = self.string(test) else {
+            return self.fail(format!("`{test}` must be a string"));
+        };
+        let lower = text.to_lowercase();
+        Some(match test {
+            "equals" => Condition::Equals {
+                attribute,
+                value: lower,
+            },
+            "starts_with" => Condition::StartsWith {
+                attribute,
+                prefix: lower,
+            },
+            "ends_with" => Condition::EndsWith {
+                attribute,
+                suffix: lower,
+            },
+            _ => match regex::RegexBuilder::new(text)
+                .case_insensitive(true)
+                .build()
+            {
+                Ok(regex) => Condition::Matches { attribute, regex },
+                Err(e) => {
+                    return self.fail(format!(
+                        "`matches` is not a valid regular expression: {}",
+                        e.to_string().replace('\n', " ")
+                    ))
+                }
+            },
+        })
+    }
+
+    /// One of [`VERBS`].
+    fn verb(&mut self, verb: &str) -> Option<Condition> {
+        match verb {
+            "member_of" => self.member_of(),
+            "owned_by" => match self.string("owned_by") {
+                Some(owner) if owner.contains('@') => Some(Condition::OwnedBy(
+                    crate::glob::Pattern::new(&owner.trim().to_lowercase()),
+                )),
+                _ => self.fail(
+                    "`owned_by` must be an owner's address (wildcards * and ? allowed)".into(),
+                ),
+            },
+            "dn_contains" => match self.string("dn_contains") {
+                Some(part) if !part.trim().is_empty() => Some(Condition::DnContains(
+                    part.trim().to_lowercase().replace(", ", ","),
+                )),
+                _ => self
+                    .fail("`dn_contains` must be part of a DN such as \"OU=Contractors\"".into()),
+            },
+            "kind" => self.kind(),
+            "disabled" => match self.table.get("disabled").and_then(toml::Value::as_bool) {
+                Some(d) => Some(Condition::Disabled(d)),
+                None => self.fail("`disabled` must be true or false".into()),
+            },
+            "not" => {
+                let path = format!("{}.not", self.path);
+                let inner = Condition::parse(&self.table["not"], &path, self.problems)?;
+                Some(Condition::Not(Box::new(inner)))
+            }
+            _ => self.list(verb),
+        }
+    }
+
+    fn member_of(&mut self) -> Option<Condition> {
+        let Some(group) = self.string("member_of").filter(|g| !g.trim().is_empty()) else {
+            return self.fail("`member_of` must be a group's DN or name".into());
+        };
+        let group = group.trim().to_lowercase();
+        let transitive = match self.table.get("transitive") {
+            None => false,
+            Some(v) => match v.as_bool() {
+                Some(b) => b,
+                None => return self.fail("`transitive` must be true or false".into()),
+            },
+        };
+        Some(Condition::MemberOf { group, transitive })
+    }
+
+    fn kind(&mut self) -> Option<Condition> {
+        let names: Vec<&str> = match self.table.get("kind") {
+            Some(toml::Value::String(s)) => vec![s.as_str()],
+            Some(toml::Value::Array(a)) => a.iter().filter_map(toml::Value::as_str).collect(),
+            _ => vec![],
+        };
+        if names.is_empty() {
+            return self.fail("`kind` must be a kind or a list of kinds".into());
+        }
+        let mut kinds = BTreeSet::new();
+        for n in names {
+            if KINDS.contains(&n) {
+                kinds.insert(n.to_owned());
+            } else {
+                self.problems.push(format!(
+                    "{}: unknown kind {n:?}; expected one of {}",
+                    self.path,
+                    KINDS.join(", ")
+                ));
+            }
+        }
+        Some(Condition::Kind(kinds))
+    }
+
+    /// `all` or `any`: a non-empty list of conditions.
+    fn list(&mut self, verb: &str) -> Option<Condition> {
+        let Some(list) = self.table[verb].as_array().filter(|l| !l.is_empty()) else {
+            return self.fail(format!("`{verb}` must be a non-empty list of conditions"));
+        };
+        let parsed: Vec<Option<Condition>> = list
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Condition::parse(c, &format!("{}.{verb}[{i}]", self.path), self.problems))
+            .collect();
+        let parsed: Vec<Condition> = parsed.into_iter().collect::<Option<_>>()?;
+        Some(if verb == "all" {
+            Condition::All(parsed)
+        } else {
+            Condition::Any(parsed)
+        })
+    }
+}
+
 /// A value's characters lower-cased as they are read (no copy of the value is made: conditions
 /// run for every object and every rule).
 fn lowered(v: &str) -> impl Iterator<Item = char> + '_ {
@@ -238,86 +427,18 @@ impl Condition {
             problems.push(format!("{path}: expected a condition table such as {{ attribute = \"department\", equals = \"Sales\" }}"));
             return None;
         };
-        let keys: BTreeSet<&str> = table.keys().map(String::as_str).collect();
-        let mut fail = |what: String| {
-            problems.push(format!("{path}: {what}"));
-            None
+        let mut t = Table {
+            table,
+            path,
+            problems,
         };
-        let string = |key: &str| table.get(key).and_then(toml::Value::as_str);
-        let only = |allowed: &[&str]| {
-            keys.iter()
-                .find(|k| !allowed.contains(k))
-                .map(|k| k.to_string())
-        };
-
-        if keys.contains("attribute") {
-            let Some(attribute) = string("attribute").filter(|a| valid_attribute(a)) else {
-                return fail("`attribute` must be an attribute name such as \"department\"".into());
-            };
-            let attribute = attribute.to_ascii_lowercase();
-            let tests = ["equals", "matches", "starts_with", "ends_with", "present"];
-            let given: Vec<&&str> = tests.iter().filter(|t| keys.contains(**t)).collect();
-            if given.len() != 1 {
-                return fail(format!(
-                    "with `attribute`, give exactly one of {}",
-                    tests.join(", ")
-                ));
-            }
-            if let Some(extra) = only(&["attribute", given[0]]) {
-                return fail(format!("unknown key `{extra}` in this condition"));
-            }
-            let test = *given[0];
-            if test == "present" {
-                let Some(present) = table.get("present").and_then(toml::Value::as_bool) else {
-                    return fail("`present` must be true or false".into());
-                };
-                return Some(Condition::Present { attribute, present });
-            }
-            let Some(text) = string(test) else {
-                return fail(format!("`{test}` must be a string"));
-            };
-            return Some(match test {
-                "equals" => Condition::Equals {
-                    attribute,
-                    value: text.to_lowercase(),
-                },
-                "starts_with" => Condition::StartsWith {
-                    attribute,
-                    prefix: text.to_lowercase(),
-                },
-                "ends_with" => Condition::EndsWith {
-                    attribute,
-                    suffix: text.to_lowercase(),
-                },
-                _ => match regex::RegexBuilder::new(text)
-                    .case_insensitive(true)
-                    .build()
-                {
-                    Ok(regex) => Condition::Matches { attribute, regex },
-                    Err(e) => {
-                        return fail(format!(
-                            "`matches` is not a valid regular expression: {}",
-                            e.to_string().replace('\n', " ")
-                        ))
-                    }
-                },
-            });
+        if table.contains_key("attribute") {
+            return t.attribute_test();
         }
-        let verb = [
-            "member_of",
-            "owned_by",
-            "dn_contains",
-            "kind",
-            "disabled",
-            "all",
-            "any",
-            "not",
-        ]
-        .into_iter()
-        .find(|v| keys.contains(v));
+        let verb = VERBS.iter().copied().find(|v| table.contains_key(*v));
         let Some(verb) = verb else {
-            let found: Vec<&str> = keys.iter().copied().collect();
-            return fail(format!(
+            let found: Vec<&str> = table.keys().map(String::as_str).collect();
+            return t.fail(format!(
                 "unknown condition {{ {} }}; expected attribute (with equals/matches/starts_with/ends_with/present), member_of, owned_by, dn_contains, kind, disabled, all, any or not",
                 found.join(", ")
             ));
@@ -327,92 +448,12 @@ impl Condition {
         } else {
             std::slice::from_ref(&verb)
         };
-        if let Some(extra) = only(allowed) {
-            return fail(format!(
+        if let Some(extra) = t.other_than(allowed) {
+            return t.fail(format!(
                 "unknown key `{extra}` next to `{verb}` (one test per table; combine with all/any)"
             ));
         }
-        match verb {
-            "member_of" => {
-                let Some(group) = string("member_of").filter(|g| !g.trim().is_empty()) else {
-                    return fail("`member_of` must be a group's DN or name".into());
-                };
-                let transitive = match table.get("transitive") {
-                    None => false,
-                    Some(v) => match v.as_bool() {
-                        Some(b) => b,
-                        None => return fail("`transitive` must be true or false".into()),
-                    },
-                };
-                Some(Condition::MemberOf {
-                    group: group.trim().to_lowercase(),
-                    transitive,
-                })
-            }
-            "owned_by" => match string("owned_by") {
-                Some(owner) if owner.contains('@') => Some(Condition::OwnedBy(
-                    crate::glob::Pattern::new(&owner.trim().to_lowercase()),
-                )),
-                _ => {
-                    fail("`owned_by` must be an owner's address (wildcards * and ? allowed)".into())
-                }
-            },
-            "dn_contains" => match string("dn_contains") {
-                Some(part) if !part.trim().is_empty() => Some(Condition::DnContains(
-                    part.trim().to_lowercase().replace(", ", ","),
-                )),
-                _ => fail("`dn_contains` must be part of a DN such as \"OU=Contractors\"".into()),
-            },
-            "kind" => {
-                let names: Vec<&str> = match table.get("kind") {
-                    Some(toml::Value::String(s)) => vec![s.as_str()],
-                    Some(toml::Value::Array(a)) => {
-                        a.iter().filter_map(toml::Value::as_str).collect()
-                    }
-                    _ => vec![],
-                };
-                if names.is_empty() {
-                    return fail("`kind` must be a kind or a list of kinds".into());
-                }
-                let mut kinds = BTreeSet::new();
-                for n in names {
-                    if KINDS.contains(&n) {
-                        kinds.insert(n.to_owned());
-                    } else {
-                        problems.push(format!(
-                            "{path}: unknown kind {n:?}; expected one of {}",
-                            KINDS.join(", ")
-                        ));
-                    }
-                }
-                Some(Condition::Kind(kinds))
-            }
-            "disabled" => match table.get("disabled").and_then(toml::Value::as_bool) {
-                Some(d) => Some(Condition::Disabled(d)),
-                None => fail("`disabled` must be true or false".into()),
-            },
-            "not" => {
-                let inner = Condition::parse(&table["not"], &format!("{path}.not"), problems)?;
-                Some(Condition::Not(Box::new(inner)))
-            }
-            _ => {
-                let Some(list) = table[verb].as_array().filter(|l| !l.is_empty()) else {
-                    return fail(format!("`{verb}` must be a non-empty list of conditions"));
-                };
-                let parsed: Vec<Option<Condition>> = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Condition::parse(c, &format!("{path}.{verb}[{i}]"), problems))
-                    .collect();
-                let parsed: Option<Vec<Condition>> = parsed.into_iter().collect();
-                let parsed = parsed?;
-                Some(if verb == "all" {
-                    Condition::All(parsed)
-                } else {
-                    Condition::Any(parsed)
-                })
-            }
-        }
+        t.verb(verb)
     }
 }
 

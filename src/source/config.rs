@@ -146,25 +146,7 @@ fn ldap(s: RawSource, pr: &mut Problems) -> Option<LdapConfig> {
     let starttls = s.starttls.unwrap_or(false);
     let allow_plaintext = s.allow_plaintext.unwrap_or(false);
     if let Some(u) = &url {
-        if u.starts_with("ldaps://") {
-            if starttls {
-                pr.problem(
-                    "source.starttls",
-                    "ldaps:// is already encrypted; starttls applies to ldap:// URLs only",
-                );
-            }
-        } else if u.starts_with("ldap://") {
-            if !starttls && !allow_plaintext {
-                pr.problem("source.url", format!("{u} is unencrypted: use ldaps://, or set starttls = true (allow_plaintext = true only in a lab)"));
-            }
-        } else {
-            pr.problem(
-                "source.url",
-                format!(
-                    "{u:?} is not an LDAP URL; expected ldaps://host[:port] or ldap://host[:port]"
-                ),
-            );
-        }
+        check_url(u, starttls, allow_plaintext, pr);
     }
     let bind_dn = pr.required(
         "source.bind_dn",
@@ -184,34 +166,103 @@ fn ldap(s: RawSource, pr: &mut Problems) -> Option<LdapConfig> {
             "missing; set password_env (an environment variable name), password_file or password_credential (Windows Credential Manager)",
         );
     }
-    let fingerprint = s.tls_fingerprint_sha256.and_then(|f| {
-        let hexed: String = f
-            .chars()
-            .filter(|c| *c != ':' && !c.is_whitespace())
-            .collect();
-        match hex::decode(&hexed) {
-            Ok(bytes) if bytes.len() == 32 => Some(bytes),
-            _ => {
-                pr.problem(
-                    "source.tls_fingerprint_sha256",
-                    "expected 64 hex digits (colons allowed), as `dirsync check` prints it",
-                );
-                None
-            }
+    let fingerprint = s.tls_fingerprint_sha256.and_then(|f| fingerprint(&f, pr));
+    let bases = bases(s.base_dn, s.filter, s.bases, pr);
+    let page_size = match s.page_size {
+        None => 1000,
+        Some(n) if (1..=1000).contains(&n) => n as i32,
+        Some(n) => {
+            pr.problem(
+                "source.page_size",
+                format!("{n} is out of range; expected 1 to 1000 (Active Directory's MaxPageSize)"),
+            );
+            1000
         }
-    });
+    };
+    let ca_file = s.ca_file.map(|p| pr.path("source.ca_file", p));
+    let connect_timeout = pr.seconds(
+        "source.connect_timeout_seconds",
+        s.connect_timeout_seconds,
+        15,
+    );
+    let timeout = pr.seconds("source.timeout_seconds", s.timeout_seconds, 120);
+    let read_timeout = pr.seconds("source.read_timeout_seconds", s.read_timeout_seconds, 3600);
+    let max_message_mib = pr.count("source.max_message_mib", s.max_message_mib, 64, 1..=1024);
+    Some(LdapConfig {
+        url: url?,
+        bind_dn: bind_dn?,
+        password: password?,
+        ca_file,
+        tls_fingerprint_sha256: fingerprint,
+        bases,
+        page_size,
+        starttls,
+        allow_plaintext,
+        connect_timeout,
+        timeout,
+        read_timeout,
+        max_message: (max_message_mib as usize) << 20,
+    })
+}
+
+/// ldaps://, or ldap:// with StartTLS (or, in a lab, allow_plaintext).
+fn check_url(u: &str, starttls: bool, allow_plaintext: bool, pr: &mut Problems) {
+    if u.starts_with("ldaps://") {
+        if starttls {
+            pr.problem(
+                "source.starttls",
+                "ldaps:// is already encrypted; starttls applies to ldap:// URLs only",
+            );
+        }
+    } else if u.starts_with("ldap://") {
+        if !starttls && !allow_plaintext {
+            pr.problem("source.url", format!("{u} is unencrypted: use ldaps://, or set starttls = true (allow_plaintext = true only in a lab)"));
+        }
+    } else {
+        pr.problem(
+            "source.url",
+            format!("{u:?} is not an LDAP URL; expected ldaps://host[:port] or ldap://host[:port]"),
+        );
+    }
+}
+
+/// `tls_fingerprint_sha256`: 64 hex digits, colons and spaces allowed.
+fn fingerprint(f: &str, pr: &mut Problems) -> Option<Vec<u8>> {
+    let hexed: String = f
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
+    match hex::decode(&hexed) {
+        Ok(bytes) if bytes.len() == 32 => Some(bytes),
+        _ => {
+            pr.problem(
+                "source.tls_fingerprint_sha256",
+                "expected 64 hex digits (colons allowed), as `dirsync check` prints it",
+            );
+            None
+        }
+    }
+}
+
+/// `base_dn` with `filter`, or a list of `bases`; every filter checked (RFC 4515).
+fn bases(
+    base_dn: Option<String>,
+    filter: Option<String>,
+    list: Option<Vec<RawBase>>,
+    pr: &mut Problems,
+) -> Vec<SearchBase> {
     let mut bases = Vec::new();
-    match (s.base_dn, s.bases) {
+    match (base_dn, list) {
         (Some(_), Some(_)) => pr.problem(
             "source.bases",
             "set either base_dn (with filter) or bases, not both",
         ),
         (Some(dn), None) => bases.push(SearchBase {
             base_dn: dn,
-            filter: s.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
+            filter: filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned()),
         }),
         (None, Some(list)) => {
-            if s.filter.is_some() {
+            if filter.is_some() {
                 pr.problem("source.filter", "with bases, give each base its own filter");
             }
             if list.is_empty() {
@@ -249,39 +300,5 @@ fn ldap(s: RawSource, pr: &mut Problems) -> Option<LdapConfig> {
             );
         }
     }
-    let page_size = match s.page_size {
-        None => 1000,
-        Some(n) if (1..=1000).contains(&n) => n as i32,
-        Some(n) => {
-            pr.problem(
-                "source.page_size",
-                format!("{n} is out of range; expected 1 to 1000 (Active Directory's MaxPageSize)"),
-            );
-            1000
-        }
-    };
-    let ca_file = s.ca_file.map(|p| pr.path("source.ca_file", p));
-    let connect_timeout = pr.seconds(
-        "source.connect_timeout_seconds",
-        s.connect_timeout_seconds,
-        15,
-    );
-    let timeout = pr.seconds("source.timeout_seconds", s.timeout_seconds, 120);
-    let read_timeout = pr.seconds("source.read_timeout_seconds", s.read_timeout_seconds, 3600);
-    let max_message_mib = pr.count("source.max_message_mib", s.max_message_mib, 64, 1..=1024);
-    Some(LdapConfig {
-        url: url?,
-        bind_dn: bind_dn?,
-        password: password?,
-        ca_file,
-        tls_fingerprint_sha256: fingerprint,
-        bases,
-        page_size,
-        starttls,
-        allow_plaintext,
-        connect_timeout,
-        timeout,
-        read_timeout,
-        max_message: (max_message_mib as usize) << 20,
-    })
+    bases
 }

@@ -87,75 +87,25 @@ pub fn validate(u: RawUpload, pr: &mut Problems) -> Option<UploadConfig> {
         u.user,
         "the SFTP user name from Retarus onboarding",
     );
-    let password = pr.secret(
-        "upload",
-        "password",
-        u.password_env,
-        u.password_file,
-        u.password_credential,
+    let auth = auth(
+        u.key_file,
+        pr.secret(
+            "upload",
+            "password",
+            u.password_env,
+            u.password_file,
+            u.password_credential,
+        ),
+        pr.secret(
+            "upload",
+            "key_passphrase",
+            u.key_passphrase_env,
+            u.key_passphrase_file,
+            u.key_passphrase_credential,
+        ),
+        pr,
     );
-    let passphrase = pr.secret(
-        "upload",
-        "key_passphrase",
-        u.key_passphrase_env,
-        u.key_passphrase_file,
-        u.key_passphrase_credential,
-    );
-    let auth = match (u.key_file, password) {
-        (Some(_), Some(_)) => {
-            pr.problem(
-                "upload.key_file",
-                "set either key_file or password_env/password_file, not both",
-            );
-            None
-        }
-        (Some(k), None) => Some(SftpAuth::Key {
-            key_file: pr.path("upload.key_file", k),
-            passphrase,
-        }),
-        (None, Some(p)) => {
-            if passphrase.is_some() {
-                pr.problem(
-                    "upload.key_passphrase_env",
-                    "a key passphrase needs key_file",
-                );
-            }
-            Some(SftpAuth::Password(p))
-        }
-        (None, None) => {
-            pr.problem(
-                "upload.key_file",
-                "missing; set key_file (a private key) or password_env / password_file / password_credential",
-            );
-            None
-        }
-    };
-    let host_key = match (u.known_hosts, u.host_key_sha256) {
-        (Some(_), Some(_)) => {
-            pr.problem(
-                "upload.host_key_sha256",
-                "set either known_hosts or host_key_sha256, not both",
-            );
-            None
-        }
-        (Some(k), None) => Some(HostKeyCheck::KnownHosts(pr.path("upload.known_hosts", k))),
-        (None, Some(f)) => {
-            let f = f.trim().to_owned();
-            let b64 = f.strip_prefix("SHA256:").unwrap_or("");
-            if b64.len() != 43
-                || !b64
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-            {
-                pr.problem("upload.host_key_sha256", format!("{f:?}; expected \"SHA256:\" and 43 base64 characters, as `ssh-keygen -lf` or `dirsync check` prints it"));
-            }
-            Some(HostKeyCheck::Sha256(f))
-        }
-        (None, None) => {
-            pr.problem("upload.known_hosts", "missing; the server's host key must be pinned: set known_hosts or host_key_sha256 (dirsync never trusts on first use)");
-            None
-        }
-    };
+    let host_key = host_key(u.known_hosts, u.host_key_sha256, pr);
     let remote_dir = u.remote_dir.unwrap_or_else(|| "/".to_owned());
     let file_name = u
         .file_name
@@ -187,4 +137,76 @@ pub fn validate(u: RawUpload, pr: &mut Problems) -> Option<UploadConfig> {
         timeout,
         retries,
     })
+}
+
+/// A private key (with an optional passphrase) or a password, never both.
+fn auth(
+    key_file: Option<PathBuf>,
+    password: Option<SecretSource>,
+    passphrase: Option<SecretSource>,
+    pr: &mut Problems,
+) -> Option<SftpAuth> {
+    match (key_file, password) {
+        (Some(_), Some(_)) => {
+            pr.problem(
+                "upload.key_file",
+                "set either key_file or password_env/password_file, not both",
+            );
+            None
+        }
+        (Some(k), None) => Some(SftpAuth::Key {
+            key_file: pr.path("upload.key_file", k),
+            passphrase,
+        }),
+        (None, Some(p)) => {
+            if passphrase.is_some() {
+                pr.problem(
+                    "upload.key_passphrase_env",
+                    "a key passphrase needs key_file",
+                );
+            }
+            Some(SftpAuth::Password(p))
+        }
+        (None, None) => {
+            pr.problem(
+                "upload.key_file",
+                "missing; set key_file (a private key) or password_env / password_file / password_credential",
+            );
+            None
+        }
+    }
+}
+
+/// The server's host key pinned by known_hosts or by its SHA-256 fingerprint.
+fn host_key(
+    known_hosts: Option<PathBuf>,
+    sha256: Option<String>,
+    pr: &mut Problems,
+) -> Option<HostKeyCheck> {
+    match (known_hosts, sha256) {
+        (Some(_), Some(_)) => {
+            pr.problem(
+                "upload.host_key_sha256",
+                "set either known_hosts or host_key_sha256, not both",
+            );
+            None
+        }
+        (Some(k), None) => Some(HostKeyCheck::KnownHosts(pr.path("upload.known_hosts", k))),
+        (None, Some(f)) => {
+            let f = f.trim().to_owned();
+            let b64 = f.strip_prefix("SHA256:").unwrap_or("");
+            if b64.len() != 43
+                || !b64
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            {
+                pr.problem("upload.host_key_sha256", format!("{f:?}; expected \"SHA256:\" and 43 base64 characters, as `ssh-keygen -lf` or `dirsync check` prints it"));
+            }
+            Some(HostKeyCheck::Sha256(f))
+        }
+        (None, None) => {
+            pr.problem("upload.known_hosts", "missing; the server's host key must be pinned: set known_hosts or host_key_sha256 (dirsync never trusts on first use)");
+            None
+        }
+    }
 }
