@@ -205,67 +205,11 @@ impl std::ops::DerefMut for Validator<'_> {
 
 impl Validator<'_> {
     fn config(&mut self, raw: RawConfig, file: &Path) -> Option<Config> {
-        let customer_id = self.required(
-            "customer_id",
-            raw.customer_id,
-            "your Retarus customer number, e.g. \"12345\"",
-        );
-        if let Some(id) = &customer_id {
-            if id.is_empty()
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                self.problem("customer_id", format!("{id:?} is not a customer number; expected letters and digits only, e.g. \"12345\""));
-            }
-        }
-        let log_days = match raw.log_days {
-            None => 30,
-            Some(d) if (1..=3650).contains(&d) => d as u32,
-            Some(d) => {
-                self.problem("log_days", format!("{d}; expected 1 to 3650"));
-                30
-            }
-        };
-        let log_level = match raw.log_level.as_deref().unwrap_or("info") {
-            "error" => tracing_subscriber::filter::LevelFilter::ERROR,
-            "warn" => tracing_subscriber::filter::LevelFilter::WARN,
-            "info" => tracing_subscriber::filter::LevelFilter::INFO,
-            "debug" => tracing_subscriber::filter::LevelFilter::DEBUG,
-            other => {
-                self.problem(
-                    "log_level",
-                    format!("{other:?}; expected \"error\", \"warn\", \"info\" or \"debug\""),
-                );
-                tracing_subscriber::filter::LevelFilter::INFO
-            }
-        };
-        let log = raw.log_dir.map(|d| LogConfig {
-            dir: self.path("log_dir", d),
-            days: log_days,
-            level: log_level,
-        });
+        let customer_id = self.customer_id(raw.customer_id);
+        let log = crate::logging::validate(raw.log_dir, raw.log_days, raw.log_level, &mut self.p);
         let domains_from_exchange =
             matches!(&raw.domains, Some(RawDomains::Word(w)) if w == "exchange");
-        let domains = match raw.domains {
-            Some(RawDomains::Word(w)) if w == "exchange" => {
-                if raw.exchange.is_none() {
-                    self.problem("domains", "\"exchange\" takes the accepted domains from the Exchange data: configure [exchange]");
-                }
-                BTreeSet::new()
-            }
-            Some(RawDomains::Word(w)) => {
-                self.problem(
-                    "domains",
-                    format!(
-                        "{w:?}; expected a list such as [\"example.com\"] or the word \"exchange\""
-                    ),
-                );
-                BTreeSet::new()
-            }
-            Some(RawDomains::List(list)) => self.domains(Some(list)),
-            None => self.domains(None),
-        };
+        let domains = self.accepted_domains(raw.domains, raw.exchange.is_some());
         let exchange = raw
             .exchange
             .and_then(|e| crate::exchange::config::validate(e, &mut self.p));
@@ -273,33 +217,14 @@ impl Validator<'_> {
             "state_dir",
             raw.state_dir.unwrap_or_else(|| PathBuf::from("state")),
         );
-        let archive_days = match raw.archive_days {
-            None => 0,
-            Some(d) if (0..=3650).contains(&d) => d as u32,
-            Some(d) => {
-                self.problem("archive_days", format!("{d}; expected 0 to 3650"));
-                0
-            }
-        };
+        let archive_days = self.count("archive_days", raw.archive_days, 0, 0..=3650) as u32;
         let source = match raw.source {
             Some(s) => crate::source::config::validate(s, &mut self.p),
-            None => {
-                self.problem(
-                    "source",
-                    "missing section [source]; expected type = \"ldap\" or \"ldif\"",
-                );
-                None
-            }
+            None => self.missing("source", "expected type = \"ldap\" or \"ldif\""),
         };
         let output = match raw.output {
             Some(o) => self.output(o),
-            None => {
-                self.problem(
-                    "output",
-                    "missing section [output]; expected at least path = \"…\"",
-                );
-                None
-            }
+            None => self.missing("output", "expected at least path = '…'"),
         };
         let upload = raw
             .upload
@@ -313,10 +238,7 @@ impl Validator<'_> {
             raw.routing.as_ref(),
             self.p.list_mut(),
         );
-        if exchange
-            .as_ref()
-            .is_some_and(|e: &(ExchangeConfig, bool)| e.1)
-        {
+        if exchange.as_ref().is_some_and(|(_, owners)| *owners) {
             rules.group_owner_key = Some("owner".into());
         }
         for (i, a) in rules.extra_addresses.iter().enumerate() {
@@ -342,6 +264,55 @@ impl Validator<'_> {
             rules,
             domains_from_exchange,
         })
+    }
+
+    /// A required section that is missing.
+    fn missing<T>(&mut self, section: &str, expected: &str) -> Option<T> {
+        self.problem(section, format!("missing section [{section}]; {expected}"));
+        None
+    }
+
+    fn customer_id(&mut self, raw: Option<String>) -> Option<String> {
+        let id = self.required(
+            "customer_id",
+            raw,
+            "your Retarus customer number, e.g. \"12345\"",
+        )?;
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            self.problem("customer_id", format!("{id:?} is not a customer number; expected letters and digits only, e.g. \"12345\""));
+        }
+        Some(id)
+    }
+
+    /// `domains`: a list, or the word "exchange" (then [exchange] is needed).
+    fn accepted_domains(
+        &mut self,
+        raw: Option<RawDomains>,
+        has_exchange: bool,
+    ) -> BTreeSet<Domain> {
+        match raw {
+            Some(RawDomains::Word(w)) if w == "exchange" => {
+                if !has_exchange {
+                    self.problem("domains", "\"exchange\" takes the accepted domains from the Exchange data: configure [exchange]");
+                }
+                BTreeSet::new()
+            }
+            Some(RawDomains::Word(w)) => {
+                self.problem(
+                    "domains",
+                    format!(
+                        "{w:?}; expected a list such as [\"example.com\"] or the word \"exchange\""
+                    ),
+                );
+                BTreeSet::new()
+            }
+            Some(RawDomains::List(list)) => self.domains(Some(list)),
+            None => self.domains(None),
+        }
     }
 
     fn domains(&mut self, raw: Option<Vec<String>>) -> BTreeSet<Domain> {

@@ -230,3 +230,31 @@ mod tests {
         );
     }
 }
+
+/// Validates the logging keys (`log_dir`, `log_days`, `log_level`); no `log_dir`: no log file.
+pub fn validate(
+    dir: Option<std::path::PathBuf>,
+    days: Option<i64>,
+    level: Option<String>,
+    pr: &mut crate::problems::Problems,
+) -> Option<LogConfig> {
+    let days = pr.count("log_days", days, 30, 1..=3650) as u32;
+    let level = match level.as_deref().unwrap_or("info") {
+        "error" => LevelFilter::ERROR,
+        "warn" => LevelFilter::WARN,
+        "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        other => {
+            pr.problem(
+                "log_level",
+                format!("{other:?}; expected \"error\", \"warn\", \"info\" or \"debug\""),
+            );
+            LevelFilter::INFO
+        }
+    };
+    dir.map(|d| LogConfig {
+        dir: pr.path("log_dir", d),
+        days,
+        level,
+    })
+}

@@ -276,96 +276,16 @@ impl Recipient {
     /// kept as an alias: a missing address bounces mail, an extra one does not.
     /// `keep` says what to keep beyond the addresses (see [`Keep`]).
     pub fn from_entry(entry: &Entry, keep: &Keep) -> Recipient {
-        let kind = ObjectKind::from_object_classes(entry.texts("objectclass"));
         let disabled = entry
             .first_text("useraccountcontrol")
             .and_then(|v| v.trim().parse::<i64>().ok())
             .is_some_and(|uac| uac & 0x2 != 0);
-
-        let mut rejected = Vec::new();
-        let mut candidates: Vec<(Address, Origin)> = Vec::new();
-        let mut consider =
-            |raw: &str, origin: Origin, rejected: &mut Vec<Rejected>| match Address::parse(
-                raw.trim(),
-            ) {
-                Ok(a) => candidates.push((a, origin)),
-                Err(error) => rejected.push(Rejected {
-                    raw: raw.to_owned(),
-                    origin,
-                    error,
-                }),
-            };
-        for raw in entry.values("proxyaddresses") {
-            let Ok(value) = std::str::from_utf8(raw) else {
-                rejected.push(Rejected {
-                    raw: String::from_utf8_lossy(raw).into_owned(),
-                    origin: Origin::ProxyAlias,
-                    error: AddressError::NotUtf8,
-                });
-                continue;
-            };
-            let Some((prefix, addr)) = value.split_once(':') else {
-                continue;
-            };
-            if prefix == "SMTP" {
-                consider(addr, Origin::ProxyPrimary, &mut rejected);
-            } else if prefix.eq_ignore_ascii_case("smtp") {
-                consider(addr, Origin::ProxyAlias, &mut rejected);
-            }
-        }
-        for raw in entry.values("mail") {
-            match std::str::from_utf8(raw) {
-                Ok(value) => consider(value, Origin::Mail, &mut rejected),
-                Err(_) => rejected.push(Rejected {
-                    raw: String::from_utf8_lossy(raw).into_owned(),
-                    origin: Origin::Mail,
-                    error: AddressError::NotUtf8,
-                }),
-            }
-        }
-
-        // Primary: the SMTP: value (if several — invalid in AD — the one equal to `mail`, else
-        // the smallest, so the choice does not depend on value order); else `mail`.
-        let mail: Option<Address> = candidates
-            .iter()
-            .find(|(_, o)| *o == Origin::Mail)
-            .map(|(a, _)| a.clone());
-        let mut primaries: Vec<&Address> = candidates
-            .iter()
-            .filter(|(_, o)| *o == Origin::ProxyPrimary)
-            .map(|(a, _)| a)
-            .collect();
-        primaries.sort();
-        primaries.dedup();
-        let extra_primaries = primaries.len().saturating_sub(1);
-        let (primary, primary_origin) = match (primaries.as_slice(), &mail) {
-            ([], None) => (None, Origin::Mail),
-            ([], Some(m)) => (Some(m.clone()), Origin::Mail),
-            (ps, m) => {
-                let chosen = m
-                    .as_ref()
-                    .and_then(|m| ps.iter().find(|p| **p == m))
-                    .unwrap_or(&ps[0]);
-                (Some((*chosen).clone()), Origin::ProxyPrimary)
-            }
-        };
-
-        // Aliases: every other address once (the first origin in precedence order wins).
-        candidates.sort();
-        let mut aliases: Vec<(Address, Origin)> = Vec::with_capacity(candidates.len());
-        for (address, origin) in candidates {
-            if Some(&address) == primary.as_ref()
-                || aliases.last().is_some_and(|(a, _)| *a == address)
-            {
-                continue;
-            }
-            aliases.push((address, origin));
-        }
-
-        aliases.shrink_to_fit();
+        let (candidates, rejected) = candidates(entry);
+        let (primary, primary_origin, extra_primaries) = choose_primary(&candidates);
+        let aliases = aliases(candidates, primary.as_ref());
         Recipient {
             dn: entry.dn.as_str().into(),
-            kind,
+            kind: ObjectKind::from_object_classes(entry.texts("objectclass")),
             disabled,
             primary,
             aliases,
@@ -481,6 +401,94 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
         b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
     ))
+}
+
+/// Every address an entry carries (`SMTP:`/`smtp:` proxy addresses, then `mail`), parsed;
+/// the values that are not valid addresses, with why.
+fn candidates(entry: &Entry) -> (Vec<(Address, Origin)>, Vec<Rejected>) {
+    let mut rejected = Vec::new();
+    let mut candidates: Vec<(Address, Origin)> = Vec::new();
+    let mut consider = |raw: &str, origin: Origin, rejected: &mut Vec<Rejected>| {
+        match Address::parse(raw.trim()) {
+            Ok(a) => candidates.push((a, origin)),
+            Err(error) => rejected.push(Rejected {
+                raw: raw.to_owned(),
+                origin,
+                error,
+            }),
+        }
+    };
+    let not_text = |raw: &[u8], origin| Rejected {
+        raw: String::from_utf8_lossy(raw).into_owned(),
+        origin,
+        error: AddressError::NotUtf8,
+    };
+    for raw in entry.values("proxyaddresses") {
+        let Ok(value) = std::str::from_utf8(raw) else {
+            rejected.push(not_text(raw, Origin::ProxyAlias));
+            continue;
+        };
+        let Some((prefix, addr)) = value.split_once(':') else {
+            continue;
+        };
+        if prefix == "SMTP" {
+            consider(addr, Origin::ProxyPrimary, &mut rejected);
+        } else if prefix.eq_ignore_ascii_case("smtp") {
+            consider(addr, Origin::ProxyAlias, &mut rejected);
+        }
+    }
+    for raw in entry.values("mail") {
+        match std::str::from_utf8(raw) {
+            Ok(value) => consider(value, Origin::Mail, &mut rejected),
+            Err(_) => rejected.push(not_text(raw, Origin::Mail)),
+        }
+    }
+    (candidates, rejected)
+}
+
+/// The primary address: the `SMTP:` value (if several — invalid in AD — the one equal to
+/// `mail`, else the smallest, so the choice does not depend on value order); else `mail`.
+/// Also how many more `SMTP:` values there were.
+fn choose_primary(candidates: &[(Address, Origin)]) -> (Option<Address>, Origin, usize) {
+    let mail: Option<&Address> = candidates
+        .iter()
+        .find(|(_, o)| *o == Origin::Mail)
+        .map(|(a, _)| a);
+    let mut primaries: Vec<&Address> = candidates
+        .iter()
+        .filter(|(_, o)| *o == Origin::ProxyPrimary)
+        .map(|(a, _)| a)
+        .collect();
+    primaries.sort();
+    primaries.dedup();
+    let extra = primaries.len().saturating_sub(1);
+    match (primaries.as_slice(), mail) {
+        ([], None) => (None, Origin::Mail, extra),
+        ([], Some(m)) => (Some(m.clone()), Origin::Mail, extra),
+        (ps, m) => {
+            let chosen = m
+                .and_then(|m| ps.iter().find(|p| **p == m))
+                .unwrap_or(&ps[0]);
+            (Some((*chosen).clone()), Origin::ProxyPrimary, extra)
+        }
+    }
+}
+
+/// Every address but the primary, once (the first origin in precedence order wins).
+fn aliases(
+    mut candidates: Vec<(Address, Origin)>,
+    primary: Option<&Address>,
+) -> Vec<(Address, Origin)> {
+    candidates.sort();
+    let mut aliases: Vec<(Address, Origin)> = Vec::with_capacity(candidates.len());
+    for (address, origin) in candidates {
+        if Some(&address) == primary || aliases.last().is_some_and(|(a, _)| *a == address) {
+            continue;
+        }
+        aliases.push((address, origin));
+    }
+    aliases.shrink_to_fit();
+    aliases
 }
 
 #[cfg(test)]

@@ -38,10 +38,22 @@ impl Built {
         if self.rules.extra_addresses.contains(&wanted) {
             out.push("listed in addresses.extra".into());
         }
+        let found = self.holders(&wanted, &mut out);
+        if !found && !self.rules.extra_addresses.contains(&wanted) {
+            out.push(format!("{wanted} is on no object read from the directory"));
+        }
+        self.conflict(&wanted, &mut out);
+        self.map_lines(&wanted, &mut out);
+        out
+    }
+
+    /// Every object that carries `wanted`, in which attribute, and what the rules decided for
+    /// it; whether there was any.
+    fn holders(&self, wanted: &Address, out: &mut Vec<String>) -> bool {
         let mut found = false;
         for (i, r) in self.recipients.iter().enumerate() {
             for (address, origin) in r.addresses() {
-                if *address != wanted {
+                if address != wanted {
                     continue;
                 }
                 found = true;
@@ -59,7 +71,7 @@ impl Built {
                 if let Some(guid) = &r.object_guid {
                     out.push(format!("  objectGUID {guid}"));
                 }
-                if let Some(p) = r.primary.as_ref().filter(|p| **p != wanted) {
+                if let Some(p) = r.primary.as_ref().filter(|p| *p != wanted) {
                     out.push(format!("  its primary address is {p}"));
                 }
                 if r.kind == ObjectKind::Group {
@@ -87,9 +99,11 @@ impl Built {
                 }
             }
         }
-        if !found && !self.rules.extra_addresses.contains(&wanted) {
-            out.push(format!("{wanted} is on no object read from the directory"));
-        }
+        found
+    }
+
+    /// The conflict `wanted` was part of, if any.
+    fn conflict(&self, wanted: &Address, out: &mut Vec<String>) {
         let conflicts: Vec<&Conflict> = self
             .report
             .conflicts
@@ -110,6 +124,10 @@ impl Built {
             )),
             None => {}
         }
+    }
+
+    /// The MAP lines of `wanted`.
+    fn map_lines(&self, wanted: &Address, out: &mut Vec<String>) {
         let lines: Vec<String> = self
             .map
             .domains
@@ -131,6 +149,5 @@ impl Built {
             out.push("MAP lines:".into());
             out.extend(lines);
         }
-        out
     }
 }

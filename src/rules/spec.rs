@@ -198,110 +198,19 @@ impl RulesConfig {
         let mut p = Parser { problems };
         let mut rules = RulesConfig::default();
         if let Some(t) = filter.and_then(|v| p.table(v, "filter", &["default", "rule"])) {
-            match t.get("default").map(|v| v.as_str()) {
-                None | Some(Some("include")) => {}
-                Some(Some("exclude")) => rules.default_exclude = true,
-                _ => p.problem("filter.default", "expected \"include\" or \"exclude\""),
-            }
-            for (i, rule) in p.list(t.get("rule"), "filter.rule").iter().enumerate() {
-                let path = format!("filter.rule[{i}]");
-                let Some(r) = p.table(rule, &path, &["name", "action", "when"]) else {
-                    continue;
-                };
-                let exclude = match r.get("action").and_then(toml::Value::as_str) {
-                    Some("include") => false,
-                    Some("exclude") => true,
-                    _ => {
-                        p.problem(
-                            &format!("{path}.action"),
-                            "expected \"include\" or \"exclude\"",
-                        );
-                        continue;
-                    }
-                };
-                let Some(when) = r.get("when") else {
-                    p.problem(&format!("{path}.when"), "missing; expected a condition");
-                    continue;
-                };
-                if let Some(when) = Condition::parse(when, &format!("{path}.when"), p.problems) {
-                    rules.filters.push(FilterRule {
-                        label: label(&path, r),
-                        exclude,
-                        when,
-                    });
-                }
-            }
+            p.filter(t, &mut rules);
         }
         if let Some(t) = addresses.and_then(|v| p.table(v, "addresses", &["extra", "exclude"])) {
-            for (i, a) in p
-                .strings(t.get("extra"), "addresses.extra")
-                .into_iter()
-                .enumerate()
-            {
-                match Address::parse(a.trim()) {
-                    Ok(addr) => rules.extra_addresses.push(addr),
-                    Err(e) => p.problem(&format!("addresses.extra[{i}]"), format!("{a:?}: {e}")),
-                }
-            }
-            for (i, pattern) in p
-                .strings(t.get("exclude"), "addresses.exclude")
-                .into_iter()
-                .enumerate()
-            {
-                if !pattern.contains('@') {
-                    p.problem(&format!("addresses.exclude[{i}]"), format!("{pattern:?}: expected an address or a pattern such as \"test-*@example.com\""));
-                }
-                rules
-                    .exclude_addresses
-                    .push(crate::glob::Pattern::new(&pattern.trim().to_lowercase()));
-            }
+            p.addresses(t, &mut rules);
         }
         if let Some(t) =
             profiles.and_then(|v| p.table(v, "profiles", &["default", "aliases", "rule"]))
         {
-            rules.profiles.default = t
-                .get("default")
-                .and_then(|v| p.name_value(v, "profiles.default"));
-            match t.get("aliases").map(toml::Value::as_bool) {
-                None => {}
-                Some(Some(b)) => rules.profiles.aliases = b,
-                Some(None) => p.problem("profiles.aliases", "expected true or false"),
-            }
-            for (i, rule) in p.list(t.get("rule"), "profiles.rule").iter().enumerate() {
-                let path = format!("profiles.rule[{i}]");
-                if let Some(r) = p.value_rule(rule, &path, "profile", false) {
-                    rules.profiles.rules.push(r);
-                }
-            }
+            p.profiles(t, &mut rules);
         }
         if let Some(t) = signature.and_then(|v| p.table(v, "signature", &["fields", "max_length"]))
         {
-            match t.get("max_length").map(toml::Value::as_integer) {
-                None => {}
-                Some(Some(n)) if (1..=4096).contains(&n) => rules.signature.max_length = n as usize,
-                Some(_) => p.problem("signature.max_length", "expected 1 to 4096 characters"),
-            }
-            if let Some(fields) = t.get("fields") {
-                match fields.as_table() {
-                    Some(fields) => {
-                        for (name, v) in fields {
-                            let path = format!("signature.fields.{name}");
-                            if !crate::mapfile::valid_value(name) {
-                                p.problem(&path, "a field name may not contain spaces or control characters at its ends");
-                            }
-                            match v.as_str().map(Template::parse) {
-                                Some(Ok(t)) => rules.signature.fields.push((name.clone(), t)),
-                                Some(Err(e)) => p.problem(&path, e),
-                                None => p.problem(&path, "expected an attribute name or a template such as \"{givenName} {sn}\""),
-                            }
-                        }
-                    }
-                    None => p.problem(
-                        "signature.fields",
-                        "expected a table: field name = attribute or template",
-                    ),
-                }
-            }
+            p.signature(t, &mut rules);
         }
         if let Some(t) = routing.and_then(|v| p.table(v, "routing", &["rule"])) {
             for (i, rule) in p.list(t.get("rule"), "routing.rule").iter().enumerate() {
@@ -312,6 +221,120 @@ impl RulesConfig {
             }
         }
         rules
+    }
+}
+
+/// The sections, each read into `rules`.
+impl Parser<'_> {
+    fn filter(&mut self, t: &toml::Table, rules: &mut RulesConfig) {
+        let p = self;
+        match t.get("default").map(|v| v.as_str()) {
+            None | Some(Some("include")) => {}
+            Some(Some("exclude")) => rules.default_exclude = true,
+            _ => p.problem("filter.default", "expected \"include\" or \"exclude\""),
+        }
+        for (i, rule) in p.list(t.get("rule"), "filter.rule").iter().enumerate() {
+            let path = format!("filter.rule[{i}]");
+            let Some(r) = p.table(rule, &path, &["name", "action", "when"]) else {
+                continue;
+            };
+            let exclude = match r.get("action").and_then(toml::Value::as_str) {
+                Some("include") => false,
+                Some("exclude") => true,
+                _ => {
+                    p.problem(
+                        &format!("{path}.action"),
+                        "expected \"include\" or \"exclude\"",
+                    );
+                    continue;
+                }
+            };
+            let Some(when) = r.get("when") else {
+                p.problem(&format!("{path}.when"), "missing; expected a condition");
+                continue;
+            };
+            if let Some(when) = Condition::parse(when, &format!("{path}.when"), p.problems) {
+                rules.filters.push(FilterRule {
+                    label: label(&path, r),
+                    exclude,
+                    when,
+                });
+            }
+        }
+    }
+
+    fn addresses(&mut self, t: &toml::Table, rules: &mut RulesConfig) {
+        let p = self;
+        for (i, a) in p
+            .strings(t.get("extra"), "addresses.extra")
+            .into_iter()
+            .enumerate()
+        {
+            match Address::parse(a.trim()) {
+                Ok(addr) => rules.extra_addresses.push(addr),
+                Err(e) => p.problem(&format!("addresses.extra[{i}]"), format!("{a:?}: {e}")),
+            }
+        }
+        for (i, pattern) in p
+            .strings(t.get("exclude"), "addresses.exclude")
+            .into_iter()
+            .enumerate()
+        {
+            if !pattern.contains('@') {
+                p.problem(&format!("addresses.exclude[{i}]"), format!("{pattern:?}: expected an address or a pattern such as \"test-*@example.com\""));
+            }
+            rules
+                .exclude_addresses
+                .push(crate::glob::Pattern::new(&pattern.trim().to_lowercase()));
+        }
+    }
+
+    fn profiles(&mut self, t: &toml::Table, rules: &mut RulesConfig) {
+        let p = self;
+        rules.profiles.default = t
+            .get("default")
+            .and_then(|v| p.name_value(v, "profiles.default"));
+        match t.get("aliases").map(toml::Value::as_bool) {
+            None => {}
+            Some(Some(b)) => rules.profiles.aliases = b,
+            Some(None) => p.problem("profiles.aliases", "expected true or false"),
+        }
+        for (i, rule) in p.list(t.get("rule"), "profiles.rule").iter().enumerate() {
+            let path = format!("profiles.rule[{i}]");
+            if let Some(r) = p.value_rule(rule, &path, "profile", false) {
+                rules.profiles.rules.push(r);
+            }
+        }
+    }
+
+    fn signature(&mut self, t: &toml::Table, rules: &mut RulesConfig) {
+        let p = self;
+        match t.get("max_length").map(toml::Value::as_integer) {
+            None => {}
+            Some(Some(n)) if (1..=4096).contains(&n) => rules.signature.max_length = n as usize,
+            Some(_) => p.problem("signature.max_length", "expected 1 to 4096 characters"),
+        }
+        if let Some(fields) = t.get("fields") {
+            match fields.as_table() {
+                Some(fields) => {
+                    for (name, v) in fields {
+                        let path = format!("signature.fields.{name}");
+                        if !crate::mapfile::valid_value(name) {
+                            p.problem(&path, "a field name may not contain spaces or control characters at its ends");
+                        }
+                        match v.as_str().map(Template::parse) {
+                            Some(Ok(t)) => rules.signature.fields.push((name.clone(), t)),
+                            Some(Err(e)) => p.problem(&path, e),
+                            None => p.problem(&path, "expected an attribute name or a template such as \"{givenName} {sn}\""),
+                        }
+                    }
+                }
+                None => p.problem(
+                    "signature.fields",
+                    "expected a table: field name = attribute or template",
+                ),
+            }
+        }
     }
 }
 
@@ -453,68 +476,73 @@ impl Parser<'_> {
                 self.name_value(&t[constant_key], &format!("{path}.{constant_key}"))?,
             )
         } else {
-            let text = t[sources[0]].as_str().unwrap_or("");
-            let from = if sources[0] == "from_attribute" {
-                if !valid_attribute(text) {
-                    self.problem(
-                        &format!("{path}.from_attribute"),
-                        "expected an attribute name such as \"department\"",
-                    );
-                    return None;
-                }
-                Derive::Attribute(text.to_ascii_lowercase())
-            } else {
-                if !matches!(
-                    text.to_ascii_uppercase().as_str(),
-                    "OU" | "CN" | "DC" | "O" | "L" | "C"
-                ) {
-                    self.problem(
-                        &format!("{path}.from_dn"),
-                        "expected a DN component type such as \"OU\"",
-                    );
-                    return None;
-                }
-                Derive::DnComponent(text.to_ascii_uppercase())
-            };
-            let mut map = BTreeMap::new();
-            if let Some(m) = t.get("map") {
-                match m.as_table() {
-                    Some(m) => {
-                        for (k, v) in m {
-                            if let Some(v) = self.name_value(v, &format!("{path}.map.{k}")) {
-                                map.insert(k.to_lowercase(), v);
-                            }
-                        }
-                    }
-                    None => self.problem(
-                        &format!("{path}.map"),
-                        "expected a table: directory value = name",
-                    ),
-                }
-            }
-            let use_unmapped = match t.get("unmapped").map(toml::Value::as_str) {
-                None => map.is_empty(),
-                Some(Some("use")) => true,
-                Some(Some("next")) => false,
-                Some(_) => {
-                    self.problem(
-                        &format!("{path}.unmapped"),
-                        "expected \"use\" (the value itself) or \"next\" (try the next rule)",
-                    );
-                    false
-                }
-            };
-            ValueSource::Derived {
-                from,
-                map,
-                use_unmapped,
-            }
+            self.derived(t, path, sources[0])?
         };
         Some(ValueRule {
             label: label(path, t),
             key,
             when,
             value,
+        })
+    }
+
+    /// A value derived `from_attribute` or `from_dn`, through an optional mapping table.
+    fn derived(&mut self, t: &toml::Table, path: &str, source: &str) -> Option<ValueSource> {
+        let text = t[source].as_str().unwrap_or("");
+        let from = if source == "from_attribute" {
+            if !valid_attribute(text) {
+                self.problem(
+                    &format!("{path}.from_attribute"),
+                    "expected an attribute name such as \"department\"",
+                );
+                return None;
+            }
+            Derive::Attribute(text.to_ascii_lowercase())
+        } else {
+            if !matches!(
+                text.to_ascii_uppercase().as_str(),
+                "OU" | "CN" | "DC" | "O" | "L" | "C"
+            ) {
+                self.problem(
+                    &format!("{path}.from_dn"),
+                    "expected a DN component type such as \"OU\"",
+                );
+                return None;
+            }
+            Derive::DnComponent(text.to_ascii_uppercase())
+        };
+        let mut map = BTreeMap::new();
+        if let Some(m) = t.get("map") {
+            match m.as_table() {
+                Some(m) => {
+                    for (k, v) in m {
+                        if let Some(v) = self.name_value(v, &format!("{path}.map.{k}")) {
+                            map.insert(k.to_lowercase(), v);
+                        }
+                    }
+                }
+                None => self.problem(
+                    &format!("{path}.map"),
+                    "expected a table: directory value = name",
+                ),
+            }
+        }
+        let use_unmapped = match t.get("unmapped").map(toml::Value::as_str) {
+            None => map.is_empty(),
+            Some(Some("use")) => true,
+            Some(Some("next")) => false,
+            Some(_) => {
+                self.problem(
+                    &format!("{path}.unmapped"),
+                    "expected \"use\" (the value itself) or \"next\" (try the next rule)",
+                );
+                false
+            }
+        };
+        Some(ValueSource::Derived {
+            from,
+            map,
+            use_unmapped,
         })
     }
 }
