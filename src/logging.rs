@@ -196,6 +196,34 @@ pub fn event_log(kind: Event, message: &str) {
 #[cfg(not(windows))]
 pub fn event_log(_kind: Event, _message: &str) {}
 
+/// Validates the logging keys (`log_dir`, `log_days`, `log_level`); no `log_dir`: no log file.
+pub fn validate(
+    dir: Option<std::path::PathBuf>,
+    days: Option<i64>,
+    level: Option<String>,
+    pr: &mut crate::problems::Problems,
+) -> Option<LogConfig> {
+    let days = pr.count("log_days", days, 30, 1..=3650) as u32;
+    let level = match level.as_deref().unwrap_or("info") {
+        "error" => LevelFilter::ERROR,
+        "warn" => LevelFilter::WARN,
+        "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        other => {
+            pr.problem(
+                "log_level",
+                format!("{other:?}; expected \"error\", \"warn\", \"info\" or \"debug\""),
+            );
+            LevelFilter::INFO
+        }
+    };
+    dir.map(|d| LogConfig {
+        dir: pr.path("log_dir", d),
+        days,
+        level,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,32 +257,4 @@ mod tests {
             ["dirsync-2026-11-27.log", "dirsync-notes.log", "other.txt"]
         );
     }
-}
-
-/// Validates the logging keys (`log_dir`, `log_days`, `log_level`); no `log_dir`: no log file.
-pub fn validate(
-    dir: Option<std::path::PathBuf>,
-    days: Option<i64>,
-    level: Option<String>,
-    pr: &mut crate::problems::Problems,
-) -> Option<LogConfig> {
-    let days = pr.count("log_days", days, 30, 1..=3650) as u32;
-    let level = match level.as_deref().unwrap_or("info") {
-        "error" => LevelFilter::ERROR,
-        "warn" => LevelFilter::WARN,
-        "info" => LevelFilter::INFO,
-        "debug" => LevelFilter::DEBUG,
-        other => {
-            pr.problem(
-                "log_level",
-                format!("{other:?}; expected \"error\", \"warn\", \"info\" or \"debug\""),
-            );
-            LevelFilter::INFO
-        }
-    };
-    dir.map(|d| LogConfig {
-        dir: pr.path("log_dir", d),
-        days,
-        level,
-    })
 }
