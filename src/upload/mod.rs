@@ -48,7 +48,7 @@ pub fn upload(
                 })
             }
             Err(f) if f.transient && attempt < attempts => {
-                let wait = crate::retry::backoff(attempt);
+                let wait = crate::net::backoff(attempt);
                 tracing::warn!(
                     "upload attempt {attempt} of {attempts} failed: {}; retrying in {}s",
                     f.message,

@@ -2,7 +2,7 @@
 //! written under a temporary name and renamed when complete, sizes verified.
 
 use std::io::Write as _;
-use std::net::{TcpStream, ToSocketAddrs};
+
 use std::path::{Path, PathBuf};
 
 use ssh2::{ErrorCode, MethodType, Session, Sftp};
@@ -49,28 +49,12 @@ fn ssh_err(what: &str, e: &ssh2::Error) -> String {
 pub fn connect(config: &UploadConfig) -> Result<Connection, Failure> {
     let timeout = config.timeout;
     let target = format!("{}:{}", config.host, config.port);
-    let addrs: Vec<_> = target
-        .to_socket_addrs()
-        .map_err(|e| transient(format!("cannot resolve {}: {e}", config.host)))?
-        .collect();
-    let mut last = None;
-    let mut tcp = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let tcp = tcp.ok_or_else(|| {
-        transient(format!(
-            "cannot connect to {target}: {} (check upload.host/port and the firewall)",
-            last.map(|e| e.to_string())
-                .unwrap_or_else(|| "no address".into())
-        ))
-    })?;
+    let tcp = crate::net::connect(&config.host, config.port, timeout, "upload.timeout_seconds")
+        .map_err(|e| {
+            transient(format!(
+                "cannot connect to {target}: {e} (check upload.host/port and the firewall)"
+            ))
+        })?;
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
 
@@ -81,7 +65,33 @@ pub fn connect(config: &UploadConfig) -> Result<Connection, Failure> {
 
     // Known keys first: libssh2 must negotiate a key type that is recorded, or a correct
     // server would look like a mismatch.
-    let known = match &config.host_key {
+    let known = known_keys(&session, config)?;
+    session
+        .handshake()
+        .map_err(|e| transient(ssh_err(&format!("SSH handshake with {target} failed"), &e)))?;
+    let (blob, _) = session
+        .host_key()
+        .ok_or_else(|| fatal("the server sent no host key".into()))?;
+    let presented = known_hosts::fingerprint(blob);
+    verify_host_key(config, known.as_ref(), blob, &presented, &target)?;
+    authenticate(&session, config)?;
+    let sftp = session
+        .sftp()
+        .map_err(|e| transient(ssh_err("cannot start the SFTP subsystem", &e)))?;
+    Ok(Connection {
+        _session: session,
+        sftp,
+        host_key: presented,
+    })
+}
+
+/// With known_hosts: the keys recorded for this host (none is an error: dirsync never trusts
+/// on first use), and libssh2 told to negotiate only their types.
+fn known_keys(
+    session: &Session,
+    config: &UploadConfig,
+) -> Result<Option<(PathBuf, known_hosts::Lookup)>, Failure> {
+    Ok(match &config.host_key {
         HostKeyCheck::KnownHosts(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 fatal(format!(
@@ -110,19 +120,21 @@ pub fn connect(config: &UploadConfig) -> Result<Connection, Failure> {
             Some((path.clone(), found))
         }
         HostKeyCheck::Sha256(_) => None,
-    };
+    })
+}
 
-    session
-        .handshake()
-        .map_err(|e| transient(ssh_err(&format!("SSH handshake with {target} failed"), &e)))?;
-    let (blob, _) = session
-        .host_key()
-        .ok_or_else(|| fatal("the server sent no host key".into()))?;
-    let presented = known_hosts::fingerprint(blob);
-    match (&config.host_key, &known) {
+/// The presented host key is the pinned one, or one recorded (and not revoked) in known_hosts.
+fn verify_host_key(
+    config: &UploadConfig,
+    known: Option<&(PathBuf, known_hosts::Lookup)>,
+    blob: &[u8],
+    presented: &str,
+    target: &str,
+) -> Result<(), Failure> {
+    match (&config.host_key, known) {
         (HostKeyCheck::Sha256(pin), _) => {
-            if *pin != presented {
-                return Err(fatal(host_key_mismatch(config, pin, &presented)));
+            if pin != presented {
+                return Err(fatal(host_key_mismatch(config, pin, presented)));
             }
         }
         (HostKeyCheck::KnownHosts(_), Some((path, found))) => {
@@ -148,22 +160,15 @@ pub fn connect(config: &UploadConfig) -> Result<Connection, Failure> {
                 return Err(fatal(host_key_mismatch(
                     config,
                     &expected.join(", "),
-                    &presented,
+                    presented,
                 )));
             }
         }
-        (HostKeyCheck::KnownHosts(_), None) => unreachable!("known_hosts was read above"),
+        (HostKeyCheck::KnownHosts(_), None) => {
+            return Err(fatal("known_hosts was not read".into()))
+        }
     }
-
-    authenticate(&session, config)?;
-    let sftp = session
-        .sftp()
-        .map_err(|e| transient(ssh_err("cannot start the SFTP subsystem", &e)))?;
-    Ok(Connection {
-        _session: session,
-        sftp,
-        host_key: presented,
-    })
+    Ok(())
 }
 
 fn entry_name(config: &UploadConfig) -> String {

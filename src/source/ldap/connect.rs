@@ -3,7 +3,7 @@
 //! are the session's (`mod.rs`).
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs as _};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,7 +99,13 @@ pub fn connect(
     limits: super::wire::Limits,
 ) -> Result<Wire<Stream>, ConnectError> {
     let (host, port) = host_port(&config.url).ok_or(ConnectError::Url)?;
-    let socket = tcp_connect(&host, port, config.connect_timeout).map_err(ConnectError::Tcp)?;
+    let socket = crate::net::connect(
+        &host,
+        port,
+        config.connect_timeout,
+        "source.connect_timeout_seconds",
+    )
+    .map_err(ConnectError::Tcp)?;
     // Without Nagle's algorithm: with it, each page request waits for the peer's delayed
     // ACK, about 40 ms a page.
     socket.set_nodelay(true).map_err(ConnectError::Tcp)?;
@@ -159,29 +165,6 @@ fn start_tls(wire: &mut Wire<Stream>, config: &LdapConfig) -> Result<(), Connect
         )));
     }
     Ok(())
-}
-
-/// Each address of the host in turn, within `timeout` each.
-fn tcp_connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = None;
-    for address in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&address, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) if is_timeout(&e) => {
-                last = Some(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no TCP connection within {}s (source.connect_timeout_seconds)",
-                        timeout.as_secs()
-                    ),
-                ))
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
-    }))
 }
 
 fn handshake(

@@ -100,7 +100,7 @@ fn open(config: &LdapConfig, limits: Limits) -> anyhow::Result<(Wire<Stream>, Op
             Err(e) => {
                 let failure = describe_connect_error(config, &e, &presented);
                 if failure.retry && attempt < CONNECT_ATTEMPTS {
-                    let wait = crate::retry::backoff(attempt);
+                    let wait = crate::net::backoff(attempt);
                     tracing::warn!(
                         "{} (attempt {attempt} of {CONNECT_ATTEMPTS}; retrying in {}s)",
                         failure.message,
