@@ -4,7 +4,10 @@
 //! Tolerated: a UTF-8 byte order mark (Windows PowerShell 5.1), UTF-16 with a byte order mark
 //! (`>` redirection), a scalar where a list is expected and a missing or null list
 //! (`ConvertTo-Json` unwraps one-element arrays and drops empty ones). Refused, naming the
-//! field: another schema or version, a wrong type, an unknown recipient type, an invalid date.
+//! field: another schema or version, a wrong type, an invalid date, an address list flattened
+//! into one string (`ConvertTo-Json` at its default depth), an owner that is not an address. A
+//! recipient type dirsync does not know is kept (completeness first), as kind "other", and
+//! counted.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +37,8 @@ pub struct ExchangeData {
     pub dynamic_distribution_groups: Vec<ExRecipient>,
     pub public_folders: Vec<ExRecipient>,
     pub group_owners: Vec<GroupOwners>,
+    /// Recipients whose `recipientTypeDetails` dirsync does not know, per type.
+    pub unknown_types: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,14 +67,17 @@ pub struct GroupOwners {
     pub owners: Vec<String>,
 }
 
-/// RecipientTypeDetails → dirsync kind. Every value Exchange Online documents; a new one is
-/// an error until dirsync knows what it is.
+/// RecipientTypeDetails → dirsync kind: every value Microsoft documents for
+/// `Get-EXORecipient -RecipientTypeDetails` and the RecipientTypeDetails enumeration; a value
+/// not listed is kept as kind "other" (see [`parse`]).
 pub fn kind_of(recipient_type_details: &str) -> Option<&'static str> {
     Some(match recipient_type_details {
         "UserMailbox" | "LinkedMailbox" | "RemoteUserMailbox" | "SchedulingMailbox"
         | "LegacyMailbox" => "user_mailbox",
-        "SharedMailbox" | "RemoteSharedMailbox" | "TeamMailbox" => "shared_mailbox",
-        "RoomMailbox" | "RemoteRoomMailbox" | "Workspace" => "room_mailbox",
+        "SharedMailbox" | "RemoteSharedMailbox" | "TeamMailbox" | "RemoteTeamMailbox" => {
+            "shared_mailbox"
+        }
+        "RoomMailbox" | "RemoteRoomMailbox" | "LinkedRoomMailbox" | "Workspace" => "room_mailbox",
         "EquipmentMailbox" | "RemoteEquipmentMailbox" => "equipment_mailbox",
         "GroupMailbox" | "RemoteGroupMailbox" => "m365_group",
         "DynamicDistributionGroup" => "dynamic_distribution_group",
@@ -86,7 +94,9 @@ pub fn kind_of(recipient_type_details: &str) -> Option<&'static str> {
         | "AuxAuditLogMailbox"
         | "MonitoringMailbox"
         | "SupervisoryReviewPolicyMailbox"
-        | "SubstrateGroupMailbox" => "system_mailbox",
+        | "SubstrateGroupMailbox"
+        | "SystemAttendantMailbox"
+        | "SystemMailbox" => "system_mailbox",
         _ => return None,
     })
 }
@@ -147,7 +157,15 @@ pub fn parse(bytes: &[u8]) -> Result<ExchangeData, String> {
     let collected_at = string(root.get("collectedAt"), "collectedAt")?;
     let collected_at_unix = humantime::parse_rfc3339_weak(&collected_at)
         .map_err(|_| {
-            format!("collectedAt: {collected_at:?} is not a date such as 2026-11-27T17:00:00Z")
+            let culture = if collected_at.contains('.') && !collected_at.contains(':') {
+                " (the time has dots: a host culture such as Finnish and an export script \
+                 older than this dirsync; update scripts/Export-DirSyncExchangeData.ps1)"
+            } else {
+                ""
+            };
+            format!(
+                "collectedAt: {collected_at:?} is not a date such as 2026-11-27T17:00:00Z{culture}"
+            )
         })?
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -190,41 +208,89 @@ pub fn parse(bytes: &[u8]) -> Result<ExchangeData, String> {
             )?,
         });
     }
-    data.recipients = recipients(root.get("recipients"), "recipients", None)?;
+    let mut unknown = std::collections::BTreeMap::new();
+    data.recipients = recipients(root.get("recipients"), "recipients", None, &mut unknown)?;
     data.dynamic_distribution_groups = recipients(
         root.get("dynamicDistributionGroups"),
         "dynamicDistributionGroups",
         Some("DynamicDistributionGroup"),
+        &mut unknown,
     )?;
     data.public_folders = recipients(
         root.get("publicFolders"),
         "publicFolders",
         Some("PublicFolder"),
+        &mut unknown,
     )?;
-    for (i, g) in list(root.get("groupOwners"), "groupOwners")?
-        .iter()
-        .enumerate()
-    {
+    data.unknown_types = unknown;
+    data.group_owners = group_owners(root.get("groupOwners"))?;
+    Ok(data)
+}
+
+fn group_owners(v: Option<&Value>) -> Result<Vec<GroupOwners>, String> {
+    let mut out = Vec::new();
+    for (i, g) in list(v, "groupOwners")?.iter().enumerate() {
         let path = format!("groupOwners[{i}]");
         let owners = list(field(g, "owners", &path)?, &format!("{path}.owners"))?
             .iter()
             .enumerate()
-            .map(|(j, o)| string(Some(o), &format!("{path}.owners[{j}]")))
+            .map(|(j, o)| one_address(Some(o), &format!("{path}.owners[{j}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        data.group_owners.push(GroupOwners {
+        out.push(GroupOwners {
             group: string(field(g, "group", &path)?, &format!("{path}.group"))?,
             external_directory_object_id: optional_string(g, "externalDirectoryObjectId", &path)?
                 .map(|s| s.to_lowercase()),
             owners,
         });
     }
-    Ok(data)
+    Ok(out)
+}
+
+/// What to tell an admin whose document has its lists flattened.
+const FLATTENED: &str = "several addresses in one string: the document was written by \
+                         ConvertTo-Json at its default depth, which flattens lists; run the \
+                         bundled scripts/Export-DirSyncExchangeData.ps1 (it sets -Depth)";
+
+/// A string that holds at most one address (a primary address: not necessarily valid, which
+/// the model reports per object).
+fn single(v: Option<&Value>, path: &str) -> Result<String, String> {
+    let s = string(v, path)?;
+    let trimmed = s.trim();
+    let several = trimmed.matches('@').count() > 1
+        || (trimmed.contains('@') && trimmed.split_whitespace().count() > 1);
+    if several {
+        return Err(format!("{path}: {s:?} holds {FLATTENED}"));
+    }
+    Ok(s)
+}
+
+/// A string that is exactly one valid mail address (an owner: never skipped silently).
+fn one_address(v: Option<&Value>, path: &str) -> Result<String, String> {
+    let s = single(v, path)?;
+    if crate::model::Address::parse(s.trim()).is_err() {
+        return Err(format!("{path}: {s:?} is not a mail address"));
+    }
+    Ok(s.trim().to_owned())
+}
+
+/// One proxy address such as `smtp:a@example.com` (X500 values may contain spaces; SMTP
+/// values may not, and a second `smtp:` in the string is a flattened list).
+fn proxy_address(v: Option<&Value>, path: &str) -> Result<String, String> {
+    let s = string(v, path)?;
+    let lower = s.to_ascii_lowercase();
+    let smtp_values = lower.matches("smtp:").count();
+    let is_smtp = lower.trim_start().starts_with("smtp:");
+    if smtp_values > 1 || (is_smtp && s.trim().split_whitespace().count() > 1) {
+        return Err(format!("{path}: {s:?} holds {FLATTENED}"));
+    }
+    Ok(s)
 }
 
 fn recipients(
     v: Option<&Value>,
     path: &str,
     implied_type: Option<&str>,
+    unknown: &mut std::collections::BTreeMap<String, u64>,
 ) -> Result<Vec<ExRecipient>, String> {
     let mut out = Vec::new();
     for (i, r) in list(v, path)?.iter().enumerate() {
@@ -237,21 +303,22 @@ fn recipients(
             (None, Some(t)) => t.to_owned(),
             (None, None) => return Err(format!("{path}.recipientTypeDetails: missing")),
         };
-        let kind = kind_of(&rtd).ok_or_else(|| {
-            format!("{path}.recipientTypeDetails: unknown recipient type {rtd:?}; this dirsync does not know it — update dirsync")
-        })?;
+        let kind = kind_of(&rtd).unwrap_or_else(|| {
+            *unknown.entry(rtd.clone()).or_default() += 1;
+            "other"
+        });
         let emails = list(
             field(r, "emailAddresses", &path)?,
             &format!("{path}.emailAddresses"),
         )?
         .iter()
         .enumerate()
-        .map(|(j, e)| string(Some(e), &format!("{path}.emailAddresses[{j}]")))
+        .map(|(j, e)| proxy_address(Some(e), &format!("{path}.emailAddresses[{j}]")))
         .collect::<Result<Vec<_>, _>>()?;
         out.push(ExRecipient {
             kind: kind.to_owned(),
             recipient_type_details: rtd,
-            primary_smtp_address: string(
+            primary_smtp_address: single(
                 field(r, "primarySmtpAddress", &path)?,
                 &format!("{path}.primarySmtpAddress"),
             )?,
@@ -366,7 +433,6 @@ mod tests {
             e(&with("dirsync-exchange", "other")),
             "schema: expected \"dirsync-exchange\", found \"other\""
         );
-        assert_eq!(e(&with("\"SharedMailbox\"", "\"HoloMailbox\"")), "recipients[0].recipientTypeDetails: unknown recipient type \"HoloMailbox\"; this dirsync does not know it — update dirsync");
         assert_eq!(
             e(&with(
                 "\"primarySmtpAddress\":\"info@example.com\"",

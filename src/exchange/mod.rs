@@ -64,7 +64,12 @@ pub fn obtain(
                     path.display()
                 )
             })?;
-            let age = age(&data, now);
+            let age = age(&data, now).map_err(|a| {
+                anyhow!(
+                    "{e:#}; and the last good data {} is not usable: {a:#}",
+                    path.display()
+                )
+            })?;
             if age > max {
                 bail!(
                     "{e:#}; and the last good Exchange data is {} old, more than exchange.fallback_max_age_hours allows",
@@ -87,12 +92,33 @@ pub fn obtain(
     }
 }
 
-fn age(data: &ExchangeData, now: SystemTime) -> Duration {
+/// A `collectedAt` this far ahead of the host's clock is still taken as clock skew.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// How old the data is. A `collectedAt` in the future (beyond clock skew) is refused: it
+/// would never go stale, which disables `max_age_hours`.
+fn age(data: &ExchangeData, now: SystemTime) -> anyhow::Result<Duration> {
     let now = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    Duration::from_secs(now.saturating_sub(data.collected_at_unix))
+    let ahead = data.collected_at_unix.saturating_sub(now);
+    if ahead > MAX_CLOCK_SKEW.as_secs() {
+        let hint = if ahead > 300 * 86_400 {
+            " — a year far ahead comes from a host with a non-Gregorian calendar (e.g. Thai \
+             2569) and an older export script: update scripts/Export-DirSyncExchangeData.ps1"
+        } else {
+            " — check the clocks of the machine that ran the export and of this one"
+        };
+        bail!(
+            "collectedAt: {} is {} ahead of this host's clock{hint}",
+            data.collected_at,
+            humantime::format_duration(Duration::from_secs(ahead / 60 * 60))
+        );
+    }
+    Ok(Duration::from_secs(
+        now.saturating_sub(data.collected_at_unix),
+    ))
 }
 
 fn fresh(config: &ExchangeConfig, state: &StateDir, now: SystemTime) -> anyhow::Result<Obtained> {
@@ -119,7 +145,8 @@ fn fresh(config: &ExchangeConfig, state: &StateDir, now: SystemTime) -> anyhow::
     };
     let data = data::parse(&bytes)
         .map_err(|e| anyhow!("the Exchange data from {origin} is not usable: {e}"))?;
-    let age = age(&data, now);
+    let age = age(&data, now)
+        .map_err(|e| anyhow!("the Exchange data from {origin} is not usable: {e:#}"))?;
     if age > config.max_age {
         bail!(
             "the Exchange data from {origin} was collected at {}, {} ago, more than exchange.max_age_hours allows: is the export task running?",
@@ -173,6 +200,8 @@ pub struct MergeReport {
     pub groups_with_owners: u64,
     /// Owner lists whose group was not found.
     pub owners_unmatched: Vec<String>,
+    /// Recipients of types dirsync does not know (kept, as kind "other"), per type.
+    pub unknown_types: BTreeMap<String, u64>,
 }
 
 /// Merges Exchange data into the recipients read from the directory.
@@ -183,18 +212,16 @@ pub fn merge(
 ) -> MergeReport {
     let mut report = MergeReport {
         collected_at: data.collected_at.clone(),
+        unknown_types: data.unknown_types.clone(),
         ..MergeReport::default()
     };
-    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_address: BTreeMap<Address, usize> = BTreeMap::new();
-    for (i, r) in recipients.iter().enumerate() {
-        if let Some(id) = &r.aad_object_id {
-            by_id.insert(id.to_string(), i);
-        }
-        for (a, _) in r.addresses() {
-            by_address.entry(a.clone()).or_insert(i);
-        }
+    for (kind, n) in &data.unknown_types {
+        tracing::warn!(
+            "the Exchange data has {n} recipient(s) of type {kind}, which this dirsync does not \
+             know: kept with their addresses, as kind \"other\"; update dirsync to map the type"
+        );
     }
+    let mut index = Index::new(recipients);
     let all = data
         .recipients
         .iter()
@@ -206,66 +233,19 @@ pub fn merge(
             .external_directory_object_id
             .clone()
             .unwrap_or_else(|| ex.primary_smtp_address.to_lowercase());
-        if !seen.insert(key) {
-            continue;
-        }
-        let from_exchange = ex_recipient(ex);
-        let found = match ex
-            .external_directory_object_id
-            .as_ref()
-            .and_then(|id| by_id.get(id))
-        {
-            Some(&i) => {
-                report.matched_by_object_id += 1;
-                Some(i)
-            }
-            None => {
-                let i = from_exchange
-                    .primary
-                    .as_ref()
-                    .and_then(|p| by_address.get(p))
-                    .copied();
-                report.matched_by_address += u64::from(i.is_some());
-                i
-            }
-        };
-        match found {
-            Some(i) => {
-                let r = &mut recipients[i];
-                r.exchange_kind = Some(ex.kind.clone());
-                for (a, _) in from_exchange.addresses() {
-                    if !r.addresses().any(|(have, _)| have == a) {
-                        r.aliases.push((a.clone(), Origin::Exchange));
-                        report.addresses_added += 1;
-                    }
-                }
-                r.aliases.sort();
-            }
-            None => {
-                let always = matches!(
-                    ex.kind.as_str(),
-                    "dynamic_distribution_group" | "public_folder"
-                );
-                if (always || config.add_exchange_only) && from_exchange.primary.is_some() {
-                    *report.added.entry(ex.kind.clone()).or_default() += 1;
-                    let index = recipients.len();
-                    for (a, _) in from_exchange.addresses() {
-                        by_address.entry(a.clone()).or_insert(index);
-                    }
-                    recipients.push(from_exchange);
-                }
-            }
+        if seen.insert(key) {
+            merge_one(recipients, &mut index, ex, config, &mut report);
         }
     }
     for go in &data.group_owners {
         let group = go
             .external_directory_object_id
             .as_ref()
-            .and_then(|id| by_id.get(id))
+            .and_then(|id| index.by_id.get(id))
             .or_else(|| {
                 Address::parse(&go.group)
                     .ok()
-                    .and_then(|a| by_address.get(&a))
+                    .and_then(|a| index.by_address.get(&a))
             })
             .copied();
         match group {
@@ -282,6 +262,86 @@ pub fn merge(
         }
     }
     report
+}
+
+/// Directory objects by Entra object id and by address.
+struct Index {
+    by_id: BTreeMap<String, usize>,
+    by_address: BTreeMap<Address, usize>,
+}
+
+impl Index {
+    fn new(recipients: &[Recipient]) -> Index {
+        let mut index = Index {
+            by_id: BTreeMap::new(),
+            by_address: BTreeMap::new(),
+        };
+        for (i, r) in recipients.iter().enumerate() {
+            if let Some(id) = &r.aad_object_id {
+                index.by_id.insert(id.to_string(), i);
+            }
+            for (a, _) in r.addresses() {
+                index.by_address.entry(a.clone()).or_insert(i);
+            }
+        }
+        index
+    }
+}
+
+/// One Exchange recipient: its kind and missing addresses go to the directory object it
+/// matches (by object id, else by primary address); without a match it is added (dynamic
+/// distribution groups and public folders always, others with `add_exchange_only`).
+fn merge_one(
+    recipients: &mut Vec<Recipient>,
+    index: &mut Index,
+    ex: &data::ExRecipient,
+    config: &ExchangeConfig,
+    report: &mut MergeReport,
+) {
+    let from_exchange = ex_recipient(ex);
+    let found = match ex
+        .external_directory_object_id
+        .as_ref()
+        .and_then(|id| index.by_id.get(id))
+    {
+        Some(&i) => {
+            report.matched_by_object_id += 1;
+            Some(i)
+        }
+        None => {
+            let i = from_exchange
+                .primary
+                .as_ref()
+                .and_then(|p| index.by_address.get(p))
+                .copied();
+            report.matched_by_address += u64::from(i.is_some());
+            i
+        }
+    };
+    if let Some(i) = found {
+        let r = &mut recipients[i];
+        r.exchange_kind = Some(ex.kind.clone());
+        for (a, _) in from_exchange.addresses() {
+            if !r.addresses().any(|(have, _)| have == a) {
+                r.aliases.push((a.clone(), Origin::Exchange));
+                report.addresses_added += 1;
+            }
+        }
+        r.aliases.sort();
+        return;
+    }
+    let always = matches!(
+        ex.kind.as_str(),
+        "dynamic_distribution_group" | "public_folder"
+    );
+    if (always || config.add_exchange_only) && from_exchange.primary.is_some() {
+        *report.added.entry(ex.kind.clone()).or_default() += 1;
+        let at = recipients.len();
+        for (a, _) in from_exchange.addresses() {
+            index.by_address.entry(a.clone()).or_insert(at);
+        }
+        recipients.push(from_exchange);
+    }
 }
 
 /// A recipient from Exchange's view, read with the same rules as a directory entry.

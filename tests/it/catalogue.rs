@@ -28,7 +28,7 @@ fn with_ldif(ldif: &str, extra: &str) -> (Case, Run) {
 /// Runs `sync --dry-run` with a whole config text.
 fn with_config(config: &str) -> Run {
     let case = Case::new();
-    case.write("export.ldif", OK_LDIF);
+    case.write("export.ldif", format!("{OK_LDIF}\n"));
     case.write("dirsync.toml", config);
     case.run(&["sync", "--config", "dirsync.toml", "--dry-run"])
 }
@@ -36,7 +36,7 @@ fn with_config(config: &str) -> Run {
 /// Runs with `json` as the Exchange data (its collectedAt set to now unless `keep_date`).
 fn with_exchange(json: &[u8]) -> Run {
     let case = Case::new();
-    case.write("export.ldif", OK_LDIF);
+    case.write("export.ldif", format!("{OK_LDIF}\n"));
     case.write("exchange.json", json);
     case.write(
         "dirsync.toml",
@@ -180,10 +180,19 @@ fn broken_exchange_documents() {
         ),
         ("not JSON", b"{\"schema\": ".to_vec(), "not valid JSON"),
         (
-            "unknown recipient type",
-            good.replace("\"SharedMailbox\"", "\"HoloMailbox\"")
+            "address list flattened by ConvertTo-Json's default depth",
+            good.replace(
+                "[\"SMTP:info@example.com\", \"smtp:kontakt@example.de\", \"smtp:info@example.onmicrosoft.com\"]",
+                "\"SMTP:info@example.com smtp:kontakt@example.de smtp:info@example.onmicrosoft.com\"",
+            )
+            .into_bytes(),
+            "recipients[0].emailAddresses[0]: \"SMTP:info@example.com smtp:kontakt@example.de smtp:info@example.onmicrosoft.com\" holds several addresses in one string",
+        ),
+        (
+            "owner that is not an address",
+            good.replace("\"lena.wolf@example.com\", \"hannah", "\"Lena Wolf\", \"hannah")
                 .into_bytes(),
-            "recipients[0].recipientTypeDetails: unknown recipient type \"HoloMailbox\"",
+            "groupOwners[0].owners[0]: \"Lena Wolf\" is not a mail address",
         ),
         (
             "number as address",

@@ -322,3 +322,179 @@ fn secrets_are_refused_as_script_parameters() {
     );
     assert!(!run.stderr.contains("hunter2"));
 }
+
+/// The Exchange documents of `tests/data/exchange/powershell/`, byte for byte as Windows
+/// PowerShell 5.1 (`ps51-*`) and PowerShell 7 (`ps7-*`) write them with the script's method
+/// (made by `make.py` there): each gives exactly these MAP files, or is refused as it must be.
+mod powershell_documents {
+    use super::*;
+
+    /// A directory of one user (Anna), local-only, Exchange data from `exchange.json`.
+    fn case(fixture: &str) -> Case {
+        let case = Case::new();
+        let path = repo().join(format!("tests/data/exchange/powershell/{fixture}.json"));
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        // The fixture's collectedAt ('o' format) moved to now, every other byte as written.
+        let fresh = now.replace('Z', ".0000000Z");
+        let bytes = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("2026-11-27T06:00:00.0000000Z", &fresh);
+        case.write("exchange.json", bytes);
+        case.write(
+            "export.ldif",
+            "dn: CN=Anna Helper,OU=AADDC Users,DC=example,DC=com\nobjectClass: user\n\
+             msDS-aadObjectId: 11111111-1111-1111-1111-111111111111\nproxyAddresses: SMTP:anna@example.com\n\n",
+        );
+        case.write(
+            "dirsync.toml",
+            "customer_id = \"12345\"\ndomains = [\"example.com\", \"example.de\"]\nstate_dir = 'state'\n\
+             [source]\ntype = \"ldif\"\npath = 'export.ldif'\n[output]\npath = 'out/retarus.map'\n\
+             [exchange]\ninput = 'exchange.json'\nemit_group_owners = true\n",
+        );
+        case
+    }
+
+    fn lines(prefix: &str, body: &[&str]) -> String {
+        let mut out = String::new();
+        for l in body {
+            out.push_str(&format!("{prefix}{l}\n"));
+        }
+        out
+    }
+
+    const ANNA_DE: [&str; 2] = [
+        "example.de\tDIR:\tanna.alias@example.de",
+        "example.de\tMAP:\tanna.alias@example.de\tanna@example.com",
+    ];
+
+    fn expect(fixture: &str, com: &[&str], de: &[&str]) {
+        for version in ["ps51", "ps7"] {
+            let case = case(&format!("{version}-{fixture}"));
+            let run = sync(&case);
+            assert_eq!(run.code, 0, "{version}-{fixture}: {run:?}");
+            let expected = format!(
+                "12345|example.com\tDOMAIN:\texample.com\n{}12345|example.de\tDOMAIN:\texample.de\n{}++++\n",
+                lines("12345|example.com\t", com),
+                lines("12345|", de)
+            );
+            assert_eq!(map(&case), expected, "{version}-{fixture}");
+        }
+    }
+
+    #[test]
+    fn a_normal_tenant_with_one_ddg_one_public_folder_and_one_owner() {
+        expect(
+            "normal",
+            &[
+                "DIR:\tall@example.com",
+                "DIR:\tanna@example.com",
+                "DIR:\tinfo@example.com",
+                "DIR:\tpf@example.com",
+                "DIR:\tteam@example.com",
+                "UCFG:\tteam@example.com\towner\tanna@example.com",
+            ],
+            &[
+                ANNA_DE[0],
+                "example.de\tDIR:\tkontakt@example.de",
+                "example.de\tDIR:\troom@example.de",
+                ANNA_DE[1],
+                "example.de\tMAP:\tkontakt@example.de\tinfo@example.com",
+            ],
+        );
+    }
+
+    #[test]
+    fn zero_ddgs_public_folders_and_owners() {
+        expect("zero", &["DIR:\tanna@example.com"], &ANNA_DE);
+    }
+
+    #[test]
+    fn a_hybrid_tenant_with_linked_room_and_remote_team_mailboxes_and_an_unknown_type() {
+        for version in ["ps51", "ps7"] {
+            let run = sync(&case(&format!("{version}-hybrid")));
+            assert!(
+                run.stderr.contains(
+                    "1 recipient(s) of type FutureMailbox, which this dirsync does not know: kept"
+                ),
+                "{run:?}"
+            );
+        }
+        expect(
+            "hybrid",
+            &[
+                "DIR:\tanna@example.com",
+                "DIR:\tfuture@example.com",
+                "DIR:\tremote-team@example.com",
+            ],
+            &[
+                ANNA_DE[0],
+                "example.de\tDIR:\tlinked-room@example.de",
+                ANNA_DE[1],
+            ],
+        );
+    }
+
+    #[test]
+    fn non_ascii_names_are_read_as_written() {
+        expect(
+            "non-ascii",
+            &["DIR:\tanna@example.com"],
+            &[
+                ANNA_DE[0],
+                "example.de\tDIR:\tj.muessig@example.de",
+                "example.de\tDIR:\tjuergen@example.de",
+                ANNA_DE[1],
+                "example.de\tMAP:\tjuergen@example.de\tj.muessig@example.de",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_finnish_culture_timestamp_and_flattened_lists_are_refused() {
+        for version in ["ps51", "ps7"] {
+            let finnish = case(&format!("{version}-finnish-time"));
+            let run = sync(&finnish);
+            assert_eq!(run.code, 5, "{run:?}");
+            assert!(
+                run.error_line()
+                    .contains("collectedAt: \"2026-11-27T07.26.56Z\" is not a date")
+                    && run
+                        .error_line()
+                        .contains("update scripts/Export-DirSyncExchangeData.ps1"),
+                "{run:?}"
+            );
+            assert!(finnish.read("out/retarus.map").is_none());
+            let flattened = case(&format!("{version}-flattened"));
+            let run = sync(&flattened);
+            assert_eq!(run.code, 5, "{run:?}");
+            assert!(
+                run.error_line().contains("recipients[0].emailAddresses[0]: \"SMTP:anna@example.com smtp:anna.alias@example.de\" holds several addresses in one string")
+                    && run.error_line().contains("run the bundled scripts/Export-DirSyncExchangeData.ps1"),
+                "{run:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_collected_at_in_the_future_is_refused_naming_the_clock() {
+        let case = case("ps7-zero");
+        let later = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(3 * 3600),
+        )
+        .to_string();
+        let text = String::from_utf8(case.read("exchange.json").unwrap()).unwrap();
+        let start = text.find("\"collectedAt\": \"").unwrap() + 16;
+        let end = start + text[start..].find('"').unwrap();
+        case.write(
+            "exchange.json",
+            format!("{}{later}{}", &text[..start], &text[end..]),
+        );
+        let run = sync(&case);
+        assert_eq!(run.code, 5, "{run:?}");
+        assert!(
+            run.error_line().contains("ahead of this host's clock"),
+            "{run:?}"
+        );
+        assert!(run.error_line().contains("check the clocks"), "{run:?}");
+    }
+}
