@@ -280,7 +280,7 @@ fn proxy_address(v: Option<&Value>, path: &str) -> Result<String, String> {
     let lower = s.to_ascii_lowercase();
     let smtp_values = lower.matches("smtp:").count();
     let is_smtp = lower.trim_start().starts_with("smtp:");
-    if smtp_values > 1 || (is_smtp && s.trim().split_whitespace().count() > 1) {
+    if smtp_values > 1 || (is_smtp && s.split_whitespace().count() > 1) {
         return Err(format!("{path}: {s:?} holds {FLATTENED}"));
     }
     Ok(s)

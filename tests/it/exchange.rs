@@ -141,15 +141,19 @@ fn stale_or_broken_exchange_data_exits_5_and_keeps_everything() {
             .contains("more than exchange.max_age_hours allows: is the export task running?"),
         "{run:?}"
     );
+    // (An unknown recipient type is no longer a broken document: it is kept, as "other".)
     case.write(
         "exchange.json",
-        fixture_collected(1).replace("\"SharedMailbox\"", "\"HoloMailbox\""),
+        fixture_collected(1).replace(
+            "[\"SMTP:info@example.com\", \"smtp:kontakt@example.de\", \"smtp:info@example.onmicrosoft.com\"]",
+            "\"SMTP:info@example.com smtp:kontakt@example.de smtp:info@example.onmicrosoft.com\"",
+        ),
     );
     let run = sync(&case);
     assert_eq!(run.code, 5, "{run:?}");
     assert!(
         run.error_line()
-            .contains("recipients[0].recipientTypeDetails: unknown recipient type \"HoloMailbox\""),
+            .contains("recipients[0].emailAddresses[0]: \"SMTP:info@example.com smtp:kontakt@example.de smtp:info@example.onmicrosoft.com\" holds several addresses in one string"),
         "{run:?}"
     );
     assert_eq!(case.read("out/retarus.map"), m);
