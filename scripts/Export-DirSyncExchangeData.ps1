@@ -25,8 +25,10 @@
 
 .PARAMETER Collections
     Which collections to gather; default all: AcceptedDomains, Recipients,
-    DynamicDistributionGroups, PublicFolders, GroupOwners. GroupOwners is one call per Microsoft
-    365 group and the slow part on large tenants.
+    DynamicDistributionGroups, PublicFolders, GroupOwners. A list (-Collections A,B) or one
+    comma-separated string ("A,B", which is what -File delivers from a command line). Owners
+    are read in bulk from the groups' ManagedBy and resolved against the recipient list; only
+    groups whose owners cannot be resolved that way cost one Get-UnifiedGroupLinks call each.
 
 .EXAMPLE
     .\Export-DirSyncExchangeData.ps1 -OutputPath C:\dirsync\state\exchange.json -AppId 3f1b... -Organization contoso.onmicrosoft.com -CertificateThumbprint 0123ABCD...
@@ -70,7 +72,6 @@ param(
     [Parameter(ParameterSetName = 'Interactive')]
     [string] $UserPrincipalName,
 
-    [ValidateSet('AcceptedDomains', 'Recipients', 'DynamicDistributionGroups', 'PublicFolders', 'GroupOwners')]
     [string[]] $Collections = @('AcceptedDomains', 'Recipients', 'DynamicDistributionGroups', 'PublicFolders', 'GroupOwners'),
 
     [ValidateRange(0, 10)]
@@ -79,6 +80,29 @@ param(
 
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
+# Module functions (most ExchangeOnlineManagement v3 cmdlets) do not take this preference
+# (PowerShell/PowerShell#4568): every Exchange call below also says -ErrorAction Stop, which
+# the test command checks.
+
+$known = @('AcceptedDomains', 'Recipients', 'DynamicDistributionGroups', 'PublicFolders', 'GroupOwners')
+# -File passes "A,B" as one string: split every item at commas.
+$Collections = @($Collections | ForEach-Object { $_ -split ',' } | ForEach-Object { $_.Trim() } | Where-Object { $_ })
+foreach ($c in $Collections) {
+    if ($known -notcontains $c) {
+        [Console]::Error.WriteLine("Export-DirSyncExchangeData: unknown collection '$c'; expected $($known -join ', ')")
+        exit 1
+    }
+}
+
+# Relative paths are resolved once, against PowerShell's location (as cmdlets see them), and
+# only the full paths are used: .NET calls would resolve them against the process directory.
+$OutputPath = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($OutputPath)
+if ($CertificateFilePath) {
+    $CertificateFilePath = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($CertificateFilePath)
+}
+if ($CertificatePasswordFile) {
+    $CertificatePasswordFile = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($CertificatePasswordFile)
+}
 
 function Write-Failure {
     param([string] $Message)
@@ -152,7 +176,7 @@ function ConvertTo-RecipientRecord {
 $temporary = "$OutputPath.partial"
 $connected = $false
 try {
-    $outputFolder = Split-Path -Parent ([System.IO.Path]::GetFullPath($OutputPath))
+    $outputFolder = Split-Path -Parent $OutputPath
     if (-not (Test-Path -LiteralPath $outputFolder)) {
         throw "the folder of -OutputPath does not exist: $outputFolder"
     }
@@ -181,18 +205,20 @@ try {
             }
         }
     }
-    Connect-ExchangeOnline @connect
+    Connect-ExchangeOnline @connect -ErrorAction Stop
     $connected = $true
 
     $tenant = $Organization
     if (-not $tenant) {
-        $tenant = [string] (Get-OrganizationConfig).Name
+        $tenant = [string] (Get-OrganizationConfig -ErrorAction Stop).Name
     }
 
     $doc = [ordered] @{
         schema                    = 'dirsync-exchange'
         schemaVersion             = 1
-        collectedAt               = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ')
+        # Round-trip format, invariant culture: a Finnish host would write 07.26.56 with the
+        # culture's time separator, a Thai host the Buddhist year.
+        collectedAt               = [DateTime]::UtcNow.ToString('o', [System.Globalization.CultureInfo]::InvariantCulture)
         tenant                    = $tenant
         collections               = @($Collections)
         acceptedDomains           = @()
@@ -203,51 +229,98 @@ try {
     }
 
     if ($Collections -contains 'AcceptedDomains') {
-        $domains = @(Invoke-WithRetry -What 'Get-AcceptedDomain' -Action { Get-AcceptedDomain })
+        $domains = @(Invoke-WithRetry -What 'Get-AcceptedDomain' -Action { Get-AcceptedDomain -ErrorAction Stop })
         $doc.acceptedDomains = @($domains | ForEach-Object {
                 [ordered] @{ domainName = [string] $_.DomainName; domainType = [string] $_.DomainType; default = [bool] $_.Default }
             })
     }
 
-    if ($Collections -contains 'Recipients') {
+    $properties = @('RecipientTypeDetails', 'PrimarySmtpAddress', 'EmailAddresses', 'ExternalDirectoryObjectId', 'DisplayName', 'Name', 'Alias')
+    $recipients = @()
+    if ($Collections -contains 'Recipients' -or $Collections -contains 'GroupOwners') {
         $recipients = @(Invoke-WithRetry -What 'Get-EXORecipient' -Action {
-                Get-EXORecipient -ResultSize Unlimited -Properties RecipientTypeDetails, PrimarySmtpAddress, EmailAddresses, ExternalDirectoryObjectId, DisplayName
+                Get-EXORecipient -ResultSize Unlimited -Properties $properties -ErrorAction Stop
             })
         Test-Suspicious -Items $recipients -What 'Get-EXORecipient'
+        # Microsoft 365 groups are returned only when asked for by type (documented for
+        # Get-Recipient in the cloud): ask, and add those the first list did not have.
+        $groupMailboxes = @(Invoke-WithRetry -What 'Get-EXORecipient GroupMailbox' -Action {
+                Get-EXORecipient -RecipientTypeDetails GroupMailbox -ResultSize Unlimited -Properties $properties -ErrorAction Stop
+            })
+        Test-Suspicious -Items $groupMailboxes -What 'Get-EXORecipient -RecipientTypeDetails GroupMailbox'
+        $have = @{}
+        foreach ($r in $recipients) {
+            $have[[string] $r.PrimarySmtpAddress] = $true
+        }
+        $recipients = @($recipients) + @($groupMailboxes | Where-Object { -not $have.ContainsKey([string] $_.PrimarySmtpAddress) })
+    }
+    if ($Collections -contains 'Recipients') {
         $doc.recipients = @($recipients | ForEach-Object { ConvertTo-RecipientRecord -R $_ })
     }
 
     if ($Collections -contains 'DynamicDistributionGroups') {
-        $ddgs = @(Invoke-WithRetry -What 'Get-DynamicDistributionGroup' -Action { Get-DynamicDistributionGroup -ResultSize Unlimited })
+        $ddgs = @(Invoke-WithRetry -What 'Get-DynamicDistributionGroup' -Action { Get-DynamicDistributionGroup -ResultSize Unlimited -ErrorAction Stop })
         Test-Suspicious -Items $ddgs -What 'Get-DynamicDistributionGroup'
         $doc.dynamicDistributionGroups = @($ddgs | ForEach-Object { ConvertTo-RecipientRecord -R $_ -TypeDetails 'DynamicDistributionGroup' })
     }
 
     if ($Collections -contains 'PublicFolders') {
-        $folders = @(Invoke-WithRetry -What 'Get-MailPublicFolder' -Action { Get-MailPublicFolder -ResultSize Unlimited })
+        $folders = @(Invoke-WithRetry -What 'Get-MailPublicFolder' -Action { Get-MailPublicFolder -ResultSize Unlimited -ErrorAction Stop })
         Test-Suspicious -Items $folders -What 'Get-MailPublicFolder'
         $doc.publicFolders = @($folders | ForEach-Object { ConvertTo-RecipientRecord -R $_ -TypeDetails 'PublicFolder' })
     }
 
     if ($Collections -contains 'GroupOwners') {
-        $groups = @(Invoke-WithRetry -What 'Get-UnifiedGroup' -Action { Get-UnifiedGroup -ResultSize Unlimited })
+        # Owners in bulk: a Microsoft 365 group's ManagedBy lists its owners (by name); each is
+        # resolved against the recipient list read above. Only a group with an owner that
+        # cannot be resolved that way costs a Get-UnifiedGroupLinks call (throttled, ~1 s).
+        $groups = @(Invoke-WithRetry -What 'Get-UnifiedGroup' -Action { Get-UnifiedGroup -ResultSize Unlimited -ErrorAction Stop })
         Test-Suspicious -Items $groups -What 'Get-UnifiedGroup'
-        $owners = New-Object System.Collections.Generic.List[object]
-        foreach ($g in $groups) {
-            $identity = [string] $g.ExternalDirectoryObjectId
-            if (-not $identity) {
-                $identity = [string] $g.PrimarySmtpAddress
+        $byName = @{}
+        foreach ($r in $recipients) {
+            foreach ($key in @([string] $r.Name, [string] $r.Alias, [string] $r.ExternalDirectoryObjectId, [string] $r.PrimarySmtpAddress)) {
+                if ($key -and -not $byName.ContainsKey($key)) {
+                    $byName[$key] = [string] $r.PrimarySmtpAddress
+                }
             }
-            # One call per group: never emit a partial owner list as if complete.
-            $links = @(Invoke-WithRetry -What "Get-UnifiedGroupLinks $identity" -Action {
-                    Get-UnifiedGroupLinks -Identity $identity -LinkType Owners -ResultSize Unlimited
-                })
-            $addresses = @($links | Where-Object { $_.PrimarySmtpAddress } | ForEach-Object { [string] $_.PrimarySmtpAddress })
+        }
+        $owners = New-Object System.Collections.Generic.List[object]
+        $lookedUp = 0
+        foreach ($g in $groups) {
+            $addresses = New-Object System.Collections.Generic.List[string]
+            $resolved = $true
+            foreach ($m in @($g.ManagedBy)) {
+                $name = [string] $m
+                if (-not $name) {
+                    continue
+                }
+                if ($byName.ContainsKey($name) -and $byName[$name]) {
+                    $addresses.Add($byName[$name])
+                }
+                else {
+                    $resolved = $false
+                }
+            }
+            if (-not $resolved) {
+                $identity = [string] $g.ExternalDirectoryObjectId
+                if (-not $identity) {
+                    $identity = [string] $g.PrimarySmtpAddress
+                }
+                # Never a partial owner list as if complete: this call's error ends the export.
+                $links = @(Invoke-WithRetry -What "Get-UnifiedGroupLinks $identity" -Action {
+                        Get-UnifiedGroupLinks -Identity $identity -LinkType Owners -ResultSize Unlimited -ErrorAction Stop
+                    })
+                $lookedUp++
+                $addresses = @($links | Where-Object { $_.PrimarySmtpAddress } | ForEach-Object { [string] $_.PrimarySmtpAddress })
+            }
             $owners.Add([ordered] @{
                     group                     = [string] $g.PrimarySmtpAddress
                     externalDirectoryObjectId = [string] $g.ExternalDirectoryObjectId
-                    owners                    = $addresses
+                    owners                    = @($addresses | Sort-Object -Unique)
                 })
+        }
+        if ($lookedUp -gt 0) {
+            Write-Verbose "owners of $lookedUp of $($groups.Count) groups needed Get-UnifiedGroupLinks"
         }
         $doc.groupOwners = $owners.ToArray()
     }

@@ -33,6 +33,14 @@ if "$venv/bin/python" scripts/check-powershell.py "$broken" >/dev/null; then
     exit 1
 fi
 echo "PowerShell syntax check: a broken copy is refused, as it must be"
+# ... and a copy with one Exchange call lacking -ErrorAction Stop.
+sed '0,/Get-DynamicDistributionGroup -ResultSize Unlimited -ErrorAction Stop/s//Get-DynamicDistributionGroup -ResultSize Unlimited/' \
+    scripts/Export-DirSyncExchangeData.ps1 > "$broken"
+if "$venv/bin/python" scripts/check-powershell.py "$broken" >/dev/null; then
+    echo "the PowerShell check did not catch an Exchange call without -ErrorAction Stop" >&2
+    exit 1
+fi
+echo "PowerShell check: an Exchange call without -ErrorAction Stop is refused, as it must be"
 
 cargo build --locked --all-targets
 cargo test --locked -- --test-threads="${DIRSYNC_TEST_THREADS:-4}"
