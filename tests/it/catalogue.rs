@@ -142,8 +142,8 @@ fn broken_configs() {
     let ldap = "[source]\ntype = \"ldap\"\nurl = \"ldaps://dc.example.com\"\nbind_dn = \"svc@example.com\"\npassword_env = \"P\"\nbase_dn = \"DC=example,DC=com\"\n[output]\npath = \"x.map\"\n";
     let upload = "[upload]\ntype = \"sftp\"\nhost = \"h\"\nuser = \"u\"\nkey_file = \"k\"\n";
     let cases: Vec<(&str, String, &str)> = vec![
-        ("typo in a key", format!("customerid = \"1\"\n{source}"), "unknown field `customerid`"),
-        ("wrong type", format!("customer_id = 12345\ndomains = [\"example.com\"]\n{source}"), "line 1, column 15: invalid type: integer `12345`, expected a string"),
+        ("typo in a key", format!("customerid = \"1\"\n{source}"), "customerid: unknown key; did you mean `customer_id`? (line 1)"),
+        ("wrong type", format!("customer_id = 12345\ndomains = [\"example.com\"]\n{source}"), "customer_id: expected text in quotes, found the number `12345` (line 1)"),
         ("TOML syntax", format!("customer_id = \"12345\ndomains = []\n{source}"), "line 1, column"),
         ("missing source", format!("{HEAD}[output]\npath = \"x.map\"\n"), "source: missing section [source]"),
         ("unknown source type", format!("{HEAD}[source]\ntype = \"csv\"\n[output]\npath = \"x\"\n"), "source.type: \"csv\" is not a source type"),

@@ -143,7 +143,7 @@ fn config_typo_exits_2_naming_line_and_key() {
     let run = case.run(&["sync", "--config", "bad.toml"]);
     assert!(
         run.stderr
-            .contains("line 3, column 1: unknown field `statedir`"),
+            .contains("statedir: unknown key; did you mean `state_dir`? (line 3)"),
         "{run:?}"
     );
 }
@@ -158,7 +158,9 @@ fn config_wrong_type_exits_2() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr
-            .contains("line 11, column 15: invalid type: string \"many\", expected i64"),
+            .contains(
+                "guard.max_removed: expected a whole number (without quotes), found the text \"many\" (line 11)"
+            ),
         "{run:?}"
     );
     let text = std::fs::read_to_string(case.path("dirsync.toml"))

@@ -22,6 +22,8 @@ use crate::rules::spec::RulesConfig;
 use crate::source::config::RawSource;
 use crate::upload::config::RawUpload;
 
+mod keys;
+
 pub use crate::exchange::{ExchangeConfig, ExchangeSource};
 pub use crate::guard::{GuardConfig, DEFAULT_MAX_REMOVED, DEFAULT_MAX_REMOVED_PERCENT};
 pub use crate::source::config::DEFAULT_FILTER;
@@ -29,7 +31,7 @@ pub use crate::source::{LdapConfig, SearchBase, SourceConfig};
 pub use crate::upload::{HostKeyCheck, SftpAuth, UploadConfig};
 
 /// The commented example configuration, written by `dirsync init`.
-pub const EXAMPLE: &str = include_str!("../examples/dirsync.toml");
+pub const EXAMPLE: &str = include_str!("../../examples/dirsync.toml");
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,20 +151,29 @@ impl Config {
     /// Parses config text; relative paths are resolved against `base`.
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        let fail = |problems| ConfigError {
             file: file.to_owned(),
-            problems: vec![describe_toml_error(text, &e)],
-        })?;
+            problems,
+        };
+        // A syntax error stops here (the rest of the file cannot be read reliably).
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| fail(vec![describe_toml_error(text, &e)]))?;
+        let read = keys::deserialize(table, text);
         let mut v = Validator {
             p: Problems::new(base),
         };
-        let config = v.config(raw, file);
+        let config = read.raw.and_then(|raw| v.config(raw, file));
+        // A key already reported (unknown or of the wrong type) is not reported again as
+        // missing or invalid.
+        let mut problems = read.problems;
+        problems.extend(
+            v.p.into_list()
+                .into_iter()
+                .filter(|p| !read.covered.contains(&keys::key_of(p))),
+        );
         match config {
-            Some(c) if v.p.is_empty() => Ok(c),
-            _ => Err(ConfigError {
-                file: file.to_owned(),
-                problems: v.p.into_list(),
-            }),
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(fail(problems)),
         }
     }
 }
@@ -446,10 +457,32 @@ path = "out/retarus.map"
     fn a_typo_in_a_key_is_an_error_with_its_line() {
         let text = MINIMAL.replace("path = \"export.ldif\"", "pathh = \"export.ldif\"");
         let p = problems(&text);
-        assert_eq!(p.len(), 1);
-        assert!(
-            p[0].starts_with("line 6, column 1: unknown field `pathh`"),
-            "{p:?}"
+        assert_eq!(
+            p,
+            ["source.pathh: unknown key; did you mean `path`? (line 6)"]
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_and_wrong_type_is_reported_at_once() {
+        let text = MINIMAL
+            .replace(
+                "path = \"export.ldif\"",
+                "pth = \"export.ldif\"\nallow_plaintxt = true",
+            )
+            .replace(
+                "customer_id = \"12345\"",
+                "customer_id = 12345\narchive_days = \"7\"",
+            );
+        let p = problems(&text);
+        assert_eq!(
+            p,
+            [
+                "archive_days: expected a whole number (without quotes), found the text \"7\" (line 3)",
+                "customer_id: expected text in quotes, found the number `12345` (line 2)",
+                "source.allow_plaintxt: unknown key; did you mean `allow_plaintext`? (line 8)",
+                "source.pth: unknown key; did you mean `path`? (line 7)",
+            ]
         );
     }
 
@@ -487,9 +520,9 @@ path = "out/retarus.map"
     fn a_wrong_type_is_an_error_with_its_line() {
         let text = MINIMAL.replace("customer_id = \"12345\"", "customer_id = 12345");
         let p = problems(&text);
-        assert!(
-            p[0].starts_with("line 2, column 15: invalid type: integer `12345`, expected a string"),
-            "{p:?}"
+        assert_eq!(
+            p,
+            ["customer_id: expected text in quotes, found the number `12345` (line 2)"]
         );
     }
 
