@@ -159,7 +159,7 @@ fn admin_words(message: &str) -> String {
 
 /// Takes the key a problem is about out of the table; false if it cannot be found.
 fn remove(table: &mut toml::Table, segments: &[Segment]) -> bool {
-    let mut keys: Vec<Key> = segments
+    let keys: Vec<Key> = segments
         .iter()
         .filter_map(|s| match s {
             Segment::Seq { index } => Some(Key::Index(*index)),
