@@ -138,38 +138,9 @@ pub fn parse(bytes: &[u8]) -> Result<ExchangeData, String> {
     let text = decode(bytes)?;
     let doc: Value = serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))?;
     let root = doc.as_object().ok_or("expected a JSON object at the top")?;
-    match root.get("schema").and_then(Value::as_str) {
-        Some(SCHEMA) => {}
-        other => {
-            return Err(format!(
-                "schema: expected \"{SCHEMA}\", found {}",
-                show(other.map(|s| Value::String(s.into())).as_ref())
-            ))
-        }
-    }
-    match root.get("schemaVersion").and_then(Value::as_i64) {
-        Some(SCHEMA_VERSION) => {}
-        Some(v) if v > SCHEMA_VERSION => {
-            return Err(format!("schemaVersion: {v} is newer than this dirsync understands ({SCHEMA_VERSION}); update dirsync or use the script it ships with"))
-        }
-        _ => return Err(format!("schemaVersion: expected {SCHEMA_VERSION}, found {}", show(root.get("schemaVersion")))),
-    }
+    check_schema(root)?;
     let collected_at = string(root.get("collectedAt"), "collectedAt")?;
-    let collected_at_unix = humantime::parse_rfc3339_weak(&collected_at)
-        .map_err(|_| {
-            let culture = if collected_at.contains('.') && !collected_at.contains(':') {
-                " (the time has dots: a host culture such as Finnish and an export script \
-                 older than this dirsync; update scripts/Export-DirSyncExchangeData.ps1)"
-            } else {
-                ""
-            };
-            format!(
-                "collectedAt: {collected_at:?} is not a date such as 2026-11-27T17:00:00Z{culture}"
-            )
-        })?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let collected_at_unix = timestamp(&collected_at)?;
     let tenant = string(root.get("tenant"), "tenant")?;
     let mut collections = BTreeSet::new();
     for (i, c) in list(root.get("collections"), "collections")?
@@ -192,22 +163,7 @@ pub fn parse(bytes: &[u8]) -> Result<ExchangeData, String> {
         collections,
         ..ExchangeData::default()
     };
-    for (i, d) in list(root.get("acceptedDomains"), "acceptedDomains")?
-        .iter()
-        .enumerate()
-    {
-        let path = format!("acceptedDomains[{i}]");
-        data.accepted_domains.push(AcceptedDomain {
-            name: string(
-                field(d, "domainName", &path)?,
-                &format!("{path}.domainName"),
-            )?,
-            domain_type: string(
-                field(d, "domainType", &path)?,
-                &format!("{path}.domainType"),
-            )?,
-        });
-    }
+    data.accepted_domains = accepted_domains(root.get("acceptedDomains"))?;
     let mut unknown = std::collections::BTreeMap::new();
     data.recipients = recipients(root.get("recipients"), "recipients", None, &mut unknown)?;
     data.dynamic_distribution_groups = recipients(
@@ -225,6 +181,62 @@ pub fn parse(bytes: &[u8]) -> Result<ExchangeData, String> {
     data.unknown_types = unknown;
     data.group_owners = group_owners(root.get("groupOwners"))?;
     Ok(data)
+}
+
+/// `schema` and `schemaVersion`: this dirsync's, or a clear refusal.
+fn check_schema(root: &serde_json::Map<String, Value>) -> Result<(), String> {
+    match root.get("schema").and_then(Value::as_str) {
+        Some(SCHEMA) => {}
+        other => {
+            return Err(format!(
+                "schema: expected \"{SCHEMA}\", found {}",
+                show(other.map(|s| Value::String(s.into())).as_ref())
+            ))
+        }
+    }
+    match root.get("schemaVersion").and_then(Value::as_i64) {
+        Some(SCHEMA_VERSION) => {}
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(format!("schemaVersion: {v} is newer than this dirsync understands ({SCHEMA_VERSION}); update dirsync or use the script it ships with"))
+        }
+        _ => return Err(format!("schemaVersion: expected {SCHEMA_VERSION}, found {}", show(root.get("schemaVersion")))),
+    }
+    Ok(())
+}
+
+/// `collectedAt` as seconds since the epoch.
+fn timestamp(collected_at: &str) -> Result<u64, String> {
+    let time = humantime::parse_rfc3339_weak(collected_at).map_err(|_| {
+        let culture = if collected_at.contains('.') && !collected_at.contains(':') {
+            " (the time has dots: a host culture such as Finnish and an export script \
+                 older than this dirsync; update scripts/Export-DirSyncExchangeData.ps1)"
+        } else {
+            ""
+        };
+        format!("collectedAt: {collected_at:?} is not a date such as 2026-11-27T17:00:00Z{culture}")
+    })?;
+    Ok(time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0))
+}
+
+fn accepted_domains(v: Option<&Value>) -> Result<Vec<AcceptedDomain>, String> {
+    let mut out = Vec::new();
+    for (i, d) in list(v, "acceptedDomains")?.iter().enumerate() {
+        let path = format!("acceptedDomains[{i}]");
+        out.push(AcceptedDomain {
+            name: string(
+                field(d, "domainName", &path)?,
+                &format!("{path}.domainName"),
+            )?,
+            domain_type: string(
+                field(d, "domainType", &path)?,
+                &format!("{path}.domainType"),
+            )?,
+        });
+    }
+    Ok(out)
 }
 
 fn group_owners(v: Option<&Value>) -> Result<Vec<GroupOwners>, String> {

@@ -55,15 +55,6 @@ pub fn run(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| anyhow!("cannot start {}: {e}", interpreter.display()))?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
     let stdout = drain(
         child
             .stdout
@@ -95,18 +86,6 @@ pub fn run(
     let _ = stdout.join();
     let err = stderr.join().unwrap_or_default();
     if !status.success() {
-        let text = String::from_utf8_lossy(&err);
-        let text = text.trim();
-        let tail = if text.len() > STDERR_TAIL {
-            let cut = text
-                .char_indices()
-                .map(|(i, _)| i)
-                .find(|&i| i >= text.len() - STDERR_TAIL)
-                .unwrap_or(0);
-            format!("…{}", &text[cut..])
-        } else {
-            text.to_owned()
-        };
         bail!(
             "the Exchange script {} failed ({}){}",
             script.display(),
@@ -114,12 +93,40 @@ pub fn run(
                 Some(c) => format!("exit code {c}"),
                 None => "killed by a signal".into(),
             },
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", tail.replace('\n', " | "))
-            }
+            stderr_tail(&err)
         );
     }
     Ok(())
+}
+
+/// Reads a child's pipe to the end on a thread of its own (so a full pipe never blocks it).
+fn drain(pipe: Option<Box<dyn Read + Send>>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// ": the last STDERR_TAIL bytes of stderr" on one line, or nothing.
+fn stderr_tail(err: &[u8]) -> String {
+    let text = String::from_utf8_lossy(err);
+    let text = text.trim();
+    let tail = if text.len() > STDERR_TAIL {
+        let cut = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| i >= text.len() - STDERR_TAIL)
+            .unwrap_or(0);
+        format!("…{}", &text[cut..])
+    } else {
+        text.to_owned()
+    };
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.replace('\n', " | "))
+    }
 }

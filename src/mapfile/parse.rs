@@ -79,6 +79,45 @@ pub(super) fn split_line(line: &str) -> Result<Line<'_>, String> {
 
 /// Parses a MAP file (CRLF or LF). Strict: a file that does not end with `++++`, a line that
 /// is not `customer|domain TAB TAG: TAB values`, a record before its `DOMAIN:` line, a second
+/// One data line into the map: its `DOMAIN:` declaration or its record.
+fn add_line(map: &mut Option<MapFile>, line: &str) -> Result<(), String> {
+    let Line {
+        customer,
+        domain,
+        tag,
+        values,
+    } = split_line(line)?;
+    let map = map.get_or_insert_with(|| MapFile::new(customer));
+    if map.customer_id != customer {
+        return Err(format!(
+            "customer id {customer} differs from {} on line 1",
+            map.customer_id
+        ));
+    }
+    if tag == "DOMAIN:" {
+        if values != [domain] {
+            return Err(format!("DOMAIN: must repeat the domain {domain}"));
+        }
+        if map.domains.contains_key(domain) {
+            return Err(format!("second DOMAIN: line for {domain}"));
+        }
+        map.add_domain(domain);
+        return Ok(());
+    }
+    let record = Record::from_parts(tag, &values)?;
+    let block = map
+        .domains
+        .get_mut(domain)
+        .ok_or_else(|| format!("{tag} line before the DOMAIN: line of {domain}"))?;
+    // A file in order (as dirsync writes it) shows a repeat right here, with its line; a
+    // hand-edited one is sorted once at the end (never an insert per line).
+    if block.last_like(&record) == Some(&record) {
+        return Err(format!("repeated {tag} record"));
+    }
+    block.push(record);
+    Ok(())
+}
+
 /// `DOMAIN:` or a repeated record is an error with its line number.
 pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
     let mut map: Option<MapFile> = None;
@@ -105,40 +144,7 @@ pub fn parse(reader: impl BufRead) -> Result<MapFile, MapError> {
             ended = true;
             continue;
         }
-        let Line {
-            customer,
-            domain,
-            tag,
-            values,
-        } = split_line(&line).map_err(err)?;
-        let map = map.get_or_insert_with(|| MapFile::new(customer));
-        if map.customer_id != customer {
-            return Err(err(format!(
-                "customer id {customer} differs from {} on line 1",
-                map.customer_id
-            )));
-        }
-        if tag == "DOMAIN:" {
-            if values != [domain] {
-                return Err(err(format!("DOMAIN: must repeat the domain {domain}")));
-            }
-            if map.domains.contains_key(domain) {
-                return Err(err(format!("second DOMAIN: line for {domain}")));
-            }
-            map.add_domain(domain);
-            continue;
-        }
-        let record = Record::from_parts(tag, &values).map_err(err)?;
-        let block = map
-            .domains
-            .get_mut(domain)
-            .ok_or_else(|| err(format!("{tag} line before the DOMAIN: line of {domain}")))?;
-        // A file in order (as dirsync writes it) shows a repeat right here, with its line;
-        // a hand-edited one is sorted once at the end (never an insert per line).
-        if block.last_like(&record) == Some(&record) {
-            return Err(err(format!("repeated {tag} record")));
-        }
-        block.push(record);
+        add_line(&mut map, &line).map_err(err)?;
     }
     if !ended {
         return Err(MapError::Syntax {
