@@ -23,5 +23,6 @@ pub mod rules;
 pub mod run;
 pub mod secret;
 pub mod source;
+pub mod stamp;
 pub mod state;
 pub mod upload;

@@ -40,7 +40,7 @@ fn file_name(day: &str) -> String {
 }
 
 fn today(now: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(now).to_string()[..10].to_owned()
+    crate::stamp::day(now)
 }
 
 /// Removes log files older than `days` days (by the date in their name); returns their names.

@@ -40,7 +40,18 @@ pub fn connect(
     }))
 }
 
-/// The wait before attempt `attempt + 1`: 2 s, 4 s, 8 s … at most 30 s.
+/// The wait before attempt `attempt + 1`: 2 s, 4 s, 8 s … at most 30 s. The test suite
+/// shortens the unit (a second) with `DIRSYNC_TEST_BACKOFF_MS`, so that it waits for
+/// nothing; an admin has no reason to set it.
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(2u64.saturating_pow(attempt).min(30))
+    let unit_ms = std::env::var("DIRSYNC_TEST_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1000);
+    Duration::from_millis(2u64.saturating_pow(attempt).min(30) * unit_ms)
+}
+
+/// A wait for messages: "2s", "500ms".
+pub fn describe_wait(wait: Duration) -> String {
+    humantime::format_duration(wait).to_string()
 }

@@ -146,7 +146,7 @@ pub fn sync(config: &Config, options: SyncOptions) -> Result<(), Failure> {
     let _lock = state.lock().or_exit(Exit::Failure)?;
     let mut report = RunReport {
         dirsync_version: env!("CARGO_PKG_VERSION"),
-        started: humantime::format_rfc3339_seconds(started).to_string(),
+        started: crate::stamp::rfc3339(started),
         finished: String::new(),
         seconds: 0.0,
         dry_run: options.dry_run,
@@ -162,7 +162,7 @@ pub fn sync(config: &Config, options: SyncOptions) -> Result<(), Failure> {
         exchange: None,
     };
     let result = sync_steps(config, options, &state, &mut report);
-    report.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    report.finished = crate::stamp::rfc3339(SystemTime::now());
     report.seconds = clock.elapsed().as_secs_f64();
     match &result {
         Ok(outcome) => report.outcome = outcome.clone(),

@@ -74,11 +74,7 @@ impl StateDir {
         now: std::time::SystemTime,
     ) -> anyhow::Result<()> {
         let dir = self.dir.join("archive");
-        let stamp: String = humantime::format_rfc3339_seconds(now)
-            .to_string()
-            .chars()
-            .filter(|c| *c != '-' && *c != ':')
-            .collect();
+        let stamp = crate::stamp::compact(now);
         let path = dir.join(format!("{stamp}.map"));
         write_atomic(&path, bytes)
             .with_context(|| format!("cannot archive to {}", path.display()))?;
@@ -141,7 +137,7 @@ impl StateDir {
         let stamp = format!(
             "pid {} since {}",
             std::process::id(),
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            crate::stamp::rfc3339(std::time::SystemTime::now())
         );
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;

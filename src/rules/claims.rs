@@ -169,11 +169,9 @@ impl<'a> Resolved<'a> {
             .count() as u64
     }
 
-    /// The owners of the addresses in `domain`, in address order.
-    pub fn owners_in<'s>(&'s self, domain: &'s str) -> impl Iterator<Item = &'s Claim<'a>> + 's {
-        self.owners
-            .iter()
-            .filter(move |c| c.address.domain() == domain)
+    /// The owner of every address, in address order.
+    pub fn owners(&self) -> &[Claim<'a>] {
+        &self.owners
     }
 
     /// Whether the primary address of object `recipient` has an owner (it can have lost it

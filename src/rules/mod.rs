@@ -132,7 +132,6 @@ impl MapBuilder {
                     .flatten()
             })
             .collect();
-        let mut map = MapFile::new(&customer_id);
         let records = Records {
             rules: &rules,
             recipients: &recipients,
@@ -140,11 +139,7 @@ impl MapBuilder {
             profiles: &profiles,
             resolved: &resolved,
         };
-        for domain in &accepted {
-            let (block, count) = records.block(domain, &mut report);
-            map.domains.insert(domain.clone(), block);
-            report.addresses_per_domain.insert(domain.clone(), count);
-        }
+        let map = records.map(&customer_id, &accepted, &mut report);
         report.conflicts = resolved.conflicts(&recipients, LISTED);
         Built {
             map,
@@ -168,12 +163,42 @@ struct Records<'a> {
 }
 
 impl Records<'_> {
-    /// The block of `domain` and its number of addresses.
-    fn block(&self, domain: &str, report: &mut BuildReport) -> (Block, u64) {
-        let mut block = Block::default();
-        let mut count = 0;
-        for claim in self.resolved.owners_in(domain) {
-            count += 1;
+    /// The map: one block per accepted domain, filled in one pass over the owners (which
+    /// come in address order, so each block's lists arrive in order).
+    fn map(
+        &self,
+        customer_id: &str,
+        accepted: &BTreeSet<String>,
+        report: &mut BuildReport,
+    ) -> MapFile {
+        let mut blocks: Vec<(&str, Block, u64)> = accepted
+            .iter()
+            .map(|d| (d.as_str(), Block::default(), 0))
+            .collect();
+        let mut last = 0;
+        for claim in self.resolved.owners() {
+            let domain = claim.address.domain();
+            if blocks.get(last).is_none_or(|(d, ..)| *d != domain) {
+                match blocks.iter().position(|(d, ..)| *d == domain) {
+                    Some(i) => last = i,
+                    None => continue,
+                }
+            }
+            let (_, block, count) = &mut blocks[last];
+            *count += 1;
+            self.records(block, claim, report);
+        }
+        let mut map = MapFile::new(customer_id);
+        for (domain, block, count) in blocks {
+            map.domains.insert(domain.to_owned(), block.finish());
+            report.addresses_per_domain.insert(domain.to_owned(), count);
+        }
+        map
+    }
+
+    /// The records of one address: its `DIR:` line, and what its owner gives it.
+    fn records(&self, block: &mut Block, claim: &claims::Claim, report: &mut BuildReport) {
+        {
             let address = claim.address;
             block.push(Record::Dir(address.shared()));
             let Owner::Object {
@@ -182,7 +207,7 @@ impl Records<'_> {
                 shared,
             } = claim.owner
             else {
-                continue;
+                return;
             };
             let r = &self.recipients[recipient as usize];
             if !is_primary && !shared {
@@ -206,10 +231,9 @@ impl Records<'_> {
                 }
             }
             if is_primary {
-                self.settings(&mut block, address, r, report);
+                self.settings(block, address, r, report);
             }
         }
-        (block.finish(), count)
     }
 
     /// The `P13N:` and `UCFG:` records of a primary address.

@@ -50,9 +50,9 @@ pub fn upload(
             Err(f) if f.transient && attempt < attempts => {
                 let wait = crate::net::backoff(attempt);
                 tracing::warn!(
-                    "upload attempt {attempt} of {attempts} failed: {}; retrying in {}s",
+                    "upload attempt {attempt} of {attempts} failed: {}; retrying in {}",
                     f.message,
-                    wait.as_secs()
+                    crate::net::describe_wait(wait)
                 );
                 std::thread::sleep(wait);
             }
@@ -108,8 +108,7 @@ pub fn check_template(template: &str) -> Result<(), String> {
 /// Fills a file-name template: `{customer_id}`, `{date}` (UTC, `YYYYMMDD`) and `{timestamp}`
 /// (UTC, `YYYYMMDDTHHMMSSZ`).
 pub fn render_template(template: &str, customer_id: &str, now: SystemTime) -> String {
-    let iso = humantime::format_rfc3339_seconds(now).to_string(); // 2026-11-27T17:30:00Z
-    let compact: String = iso.chars().filter(|c| *c != '-' && *c != ':').collect();
+    let compact = crate::stamp::compact(now);
     template
         .replace("{customer_id}", customer_id)
         .replace("{date}", &compact[..8])

@@ -53,6 +53,48 @@ fn proxy(target: u16, after: usize) -> (u16, Arc<AtomicUsize>) {
     (port, seen)
 }
 
+/// Forwards connections to `target`, but stops passing what the client sends once `after`
+/// bytes went through (the connection stays open): the client is then stuck mid-transfer,
+/// whatever its speed. `stalled` tells when that happened.
+fn stalling_proxy(target: u16, after: usize) -> (u16, Arc<AtomicUsize>) {
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let stalled = Arc::new(AtomicUsize::new(0));
+    let flag = stalled.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+            let (mut s_read, mut c_write) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+            });
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                let (mut c_read, mut s_write) = (client, server);
+                let mut passed = 0;
+                let mut buf = [0u8; 4096];
+                while passed < after {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n.min(after - passed),
+                    };
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    passed += n;
+                }
+                flag.store(1, Ordering::SeqCst);
+                // Hold both ends open without reading: the client blocks.
+                std::thread::sleep(Duration::from_secs(120));
+                drop((c_read, s_write));
+            });
+        }
+    });
+    (port, stalled)
+}
+
 fn ldap_case(case: &Case, port: u16, ca: &Path) {
     case.write(
         "dirsync.toml",
@@ -134,6 +176,7 @@ fn kill_when_appears(
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
     cmd.args(args)
         .current_dir(case.dir.path())
+        .env("DIRSYNC_TEST_BACKOFF_MS", crate::util::TEST_BACKOFF_MS)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (k, v) in env {
@@ -167,18 +210,32 @@ fn killed_while_writing_the_map_file_leaves_the_old_one() {
     let ldif = case.write("export.ldif", users_ldif(50));
     case.ldif_config(&ldif, "");
     assert_eq!(case.run(&["sync", "--config", "dirsync.toml"]).code, 0);
-    let (map, base) = (
+    let (mut map, mut base) = (
         case.read("out/retarus.map"),
         case.read("state/last-uploaded.map"),
     );
-    case.write("export.ldif", users_ldif(40_000));
-    let caught = kill_when_appears(
-        &case,
-        &["sync", "--config", "dirsync.toml", "--force"],
-        &[],
-        &case.path("out"),
-        ".dirsync-",
-    );
+    // Killed when its temporary file appears. The write cannot be held from outside, so a
+    // run that finished before the kill is repeated with a directory four times larger: a
+    // faster dirsync only takes a larger directory to catch.
+    let mut caught = false;
+    for users in [40_000, 160_000, 640_000] {
+        case.write("export.ldif", users_ldif(users));
+        caught = kill_when_appears(
+            &case,
+            &["sync", "--config", "dirsync.toml", "--force"],
+            &[],
+            &case.path("out"),
+            ".dirsync-",
+        );
+        if caught {
+            break;
+        }
+        // It finished: its map and state are now what must stay.
+        (map, base) = (
+            case.read("out/retarus.map"),
+            case.read("state/last-uploaded.map"),
+        );
+    }
     assert!(
         caught,
         "the run ended before it could be killed while writing"
@@ -221,17 +278,55 @@ fn killed_during_the_upload_leaves_the_remote_file_and_the_state() {
     let remote = || std::fs::read(server.upload_dir().join("12345.map")).ok();
     let (uploaded, base) = (remote(), case.read("state/last-uploaded.map"));
     case.write("export.ldif", users_ldif(60_000));
-    let caught = kill_when_appears(
-        &case,
-        &["sync", "--config", "dirsync.toml", "--force"],
-        &[],
-        &server.upload_dir(),
-        ".12345.map.dirsync-upload",
+    // The upload is held mid-file by a proxy (after 1 MB of what dirsync sends), so the kill
+    // lands while the temporary remote file is half written, however fast dirsync is.
+    let (proxy, stalled) = stalling_proxy(server.port, 1 << 20);
+    let config = std::fs::read_to_string(case.path("dirsync.toml")).unwrap();
+    case.write(
+        "dirsync.toml",
+        config.replace(
+            &format!("port = {}", server.port),
+            &format!("port = {proxy}"),
+        ),
     );
-    assert!(
-        caught,
-        "the run ended before it could be killed while uploading"
-    );
+    let kh_proxy = server
+        .known_hosts_line("host_ed25519")
+        .replace(&format!("]:{}", server.port), &format!("]:{proxy}"));
+    case.write("known_hosts", kh_proxy);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(["sync", "--config", "dirsync.toml", "--force"])
+        .current_dir(case.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let temporary = || {
+        std::fs::read_dir(server.upload_dir())
+            .unwrap()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".12345.map.dirsync-upload")
+            })
+    };
+    while !(stalled.load(Ordering::SeqCst) == 1 && temporary()) {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the proxy's stall"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dirsync ended before the stall"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    // Back to the server itself for the next run.
+    case.write("dirsync.toml", config);
+    case.write("known_hosts", server.known_hosts_line("host_ed25519"));
     assert_eq!(remote(), uploaded, "the remote file under its name changed");
     assert_eq!(case.read("state/last-uploaded.map"), base, "state changed");
     let run = case.run(&["sync", "--config", "dirsync.toml", "--force"]);

@@ -400,6 +400,7 @@ fn sync_limited(case: &Case, bytes: u64) -> Run {
     cmd.args(["sync", "--config", "dirsync.toml"])
         .current_dir(case.dir.path())
         .env_remove("DIRSYNC_LOG")
+        .env("DIRSYNC_TEST_BACKOFF_MS", crate::util::TEST_BACKOFF_MS)
         .env(PW_ENV, "not-a-real-password");
     unsafe {
         cmd.pre_exec(move || {
@@ -753,7 +754,7 @@ fn stalls_before_the_bind_are_bounded_and_said_for_what_they_are() {
         &case,
         &before,
         "connected, but the TLS handshake got no answer within 2s",
-        Duration::from_secs(20),
+        Duration::from_secs(10),
     );
     assert!(run.stderr.contains("attempt 2 of 3"), "{run:?}");
     drop(silent);

@@ -470,8 +470,9 @@ fn a_certificate_near_its_end_is_warned_about_and_a_closed_port_is_retried() {
     let run = sync(&case, READER_PASSWORD, &[]);
     assert_eq!(run.code, 4, "{run:?}");
     assert!(
-        run.stderr.contains("attempt 1 of 3; retrying in 2s")
-            && run.stderr.contains("attempt 2 of 3; retrying in 4s"),
+        // The backoff doubles (2 and 4 units; a unit is a second, 10 ms in the tests).
+        run.stderr.contains("attempt 1 of 3; retrying in 20ms")
+            && run.stderr.contains("attempt 2 of 3; retrying in 40ms"),
         "{run:?}"
     );
     assert!(

@@ -6,6 +6,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The retry backoff's unit in the tests (dirsync's is a second): retries wait for nothing.
+pub const TEST_BACKOFF_MS: &str = "10";
+
 /// A temporary working folder with a config file.
 pub struct Case {
     pub dir: tempfile::TempDir,
@@ -88,7 +91,8 @@ impl Case {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
         cmd.args(args)
             .current_dir(self.dir.path())
-            .env_remove("DIRSYNC_LOG");
+            .env_remove("DIRSYNC_LOG")
+            .env("DIRSYNC_TEST_BACKOFF_MS", TEST_BACKOFF_MS);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -54,6 +54,7 @@ fn exe(case: &Case, args: &[&str], env: &[(&str, &str)]) -> Run {
         .current_dir(case.dir.path())
         .env("WINEPREFIX", w.prefix.path())
         .env("WINEDEBUG", "-all")
+        .env("DIRSYNC_TEST_BACKOFF_MS", crate::util::TEST_BACKOFF_MS)
         .env_remove("DIRSYNC_LOG");
     for (k, v) in env {
         cmd.env(k, v);

@@ -102,9 +102,9 @@ fn open(config: &LdapConfig, limits: Limits) -> anyhow::Result<(Wire<Stream>, Op
                 if failure.retry && attempt < CONNECT_ATTEMPTS {
                     let wait = crate::net::backoff(attempt);
                     tracing::warn!(
-                        "{} (attempt {attempt} of {CONNECT_ATTEMPTS}; retrying in {}s)",
+                        "{} (attempt {attempt} of {CONNECT_ATTEMPTS}; retrying in {})",
                         failure.message,
-                        wait.as_secs()
+                        crate::net::describe_wait(wait)
                     );
                     std::thread::sleep(wait);
                     continue;

@@ -165,7 +165,7 @@ impl<T: Transport> Wire<T> {
         }
         bytes[tail..].copy_from_slice(password);
         let sent = self.write(&bytes);
-        bytes.fill(0);
+        zeroize::Zeroize::zeroize(bytes.as_mut());
         sent.map(|()| self.last_id)
     }
 
