@@ -39,11 +39,6 @@ impl<'a> Problems<'a> {
         self.list.iter().any(|p| p.starts_with(key))
     }
 
-    /// The raw list, for validators that push finished lines themselves.
-    pub fn list_mut(&mut self) -> &mut Vec<String> {
-        &mut self.list
-    }
-
     pub fn problem(&mut self, key: &str, what: impl fmt::Display) {
         self.list.push(format!("{key}: {what}"));
     }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::exchange::config::RawExchange;
 use crate::guard::RawGuard;
 use crate::logging::LogConfig;
-use crate::mapfile::LineEnding;
+use crate::mapfile::output::RawOutput;
 use crate::model::Domain;
 use crate::problems::{Problems, WINDOWS_PATHS};
 use crate::rules::spec::RulesConfig;
@@ -26,6 +26,7 @@ mod keys;
 
 pub use crate::exchange::{ExchangeConfig, ExchangeSource};
 pub use crate::guard::{GuardConfig, DEFAULT_MAX_REMOVED, DEFAULT_MAX_REMOVED_PERCENT};
+pub use crate::mapfile::output::OutputConfig;
 pub use crate::source::config::DEFAULT_FILTER;
 pub use crate::source::{LdapConfig, SearchBase, SourceConfig};
 pub use crate::upload::{HostKeyCheck, SftpAuth, UploadConfig};
@@ -65,13 +66,6 @@ enum RawDomains {
     Word(String),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutput {
-    path: Option<PathBuf>,
-    line_ending: Option<String>,
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,12 +87,6 @@ pub struct Config {
     pub exchange: Option<ExchangeConfig>,
     pub guard: GuardConfig,
     pub rules: RulesConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct OutputConfig {
-    pub path: PathBuf,
-    pub line_ending: LineEnding,
 }
 
 /// Everything wrong with a configuration file, each problem with its key path.
@@ -234,7 +222,7 @@ impl Validator<'_> {
             None => self.missing("source", "expected type = \"ldap\" or \"ldif\""),
         };
         let output = match raw.output {
-            Some(o) => self.output(o),
+            Some(o) => crate::mapfile::output::validate(o, &mut self.p),
             None => self.missing("output", "expected at least path = '…'"),
         };
         let upload = raw
@@ -247,7 +235,7 @@ impl Validator<'_> {
             raw.profiles.as_ref(),
             raw.signature.as_ref(),
             raw.routing.as_ref(),
-            self.p.list_mut(),
+            &mut self.p,
         );
         if exchange.as_ref().is_some_and(|(_, owners)| *owners) {
             rules.group_owner_key = Some("owner".into());
@@ -353,34 +341,12 @@ impl Validator<'_> {
         }
         out
     }
-
-    fn output(&mut self, o: RawOutput) -> Option<OutputConfig> {
-        let path = self.required(
-            "output.path",
-            o.path,
-            "where to write the MAP file, e.g. \"out/retarus.map\"",
-        );
-        let line_ending = match o.line_ending.as_deref() {
-            None | Some("crlf") => LineEnding::Crlf,
-            Some("lf") => LineEnding::Lf,
-            Some(other) => {
-                self.problem(
-                    "output.line_ending",
-                    format!("{other:?}; expected \"crlf\" or \"lf\""),
-                );
-                LineEnding::Crlf
-            }
-        };
-        Some(OutputConfig {
-            path: self.path("output.path", path?),
-            line_ending,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapfile::LineEnding;
     use crate::secret::SecretSource;
     use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //! which addresses exist (that is `rules`), nor where files go (that is `state`/`upload`).
 
 mod diff;
+pub mod output;
 mod parse;
 mod render;
 mod verify;

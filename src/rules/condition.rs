@@ -12,6 +12,7 @@ use std::rc::Rc;
 use regex::Regex;
 
 use crate::model::{ObjectKind, Recipient};
+use crate::problems::Problems;
 
 /// The kinds a `kind` condition may name: the directory's object classes, and the Exchange
 /// recipient types the Exchange data adds.
@@ -152,15 +153,15 @@ const VERBS: [&str; 8] = [
 ];
 
 /// A condition table being parsed, with where it is and where problems go.
-struct Table<'a, 'p> {
+struct Table<'a, 'p, 'b> {
     table: &'a toml::Table,
     path: &'a str,
-    problems: &'p mut Vec<String>,
+    problems: &'p mut Problems<'b>,
 }
 
-impl Table<'_, '_> {
+impl Table<'_, '_, '_> {
     fn fail(&mut self, what: String) -> Option<Condition> {
-        self.problems.push(format!("{}: {what}", self.path));
+        self.problems.problem(self.path, what);
         None
     }
 
@@ -299,11 +300,10 @@ impl Table<'_, '_> {
             if KINDS.contains(&n) {
                 kinds.insert(n.to_owned());
             } else {
-                self.problems.push(format!(
-                    "{}: unknown kind {n:?}; expected one of {}",
+                self.problems.problem(
                     self.path,
-                    KINDS.join(", ")
-                ));
+                    format!("unknown kind {n:?}; expected one of {}", KINDS.join(", ")),
+                );
             }
         }
         Some(Condition::Kind(kinds))
@@ -422,9 +422,9 @@ impl Condition {
     }
 
     /// Parses a condition table; every problem is pushed with its key path.
-    pub fn parse(value: &toml::Value, path: &str, problems: &mut Vec<String>) -> Option<Condition> {
+    pub fn parse(value: &toml::Value, path: &str, problems: &mut Problems) -> Option<Condition> {
         let Some(table) = value.as_table() else {
-            problems.push(format!("{path}: expected a condition table such as {{ attribute = \"department\", equals = \"Sales\" }}"));
+            problems.problem(path, "expected a condition table such as { attribute = \"department\", equals = \"Sales\" }");
             return None;
         };
         let mut t = Table {
@@ -487,10 +487,10 @@ mod tests {
     fn parse(text: &str) -> Result<Condition, Vec<String>> {
         let v: toml::Value =
             toml::from_str::<toml::Table>(&format!("c = {text}")).unwrap()["c"].clone();
-        let mut problems = Vec::new();
+        let mut problems = Problems::new(std::path::Path::new("/"));
         match Condition::parse(&v, "when", &mut problems) {
             Some(c) if problems.is_empty() => Ok(c),
-            _ => Err(problems),
+            _ => Err(problems.into_list()),
         }
     }
 

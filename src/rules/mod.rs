@@ -437,7 +437,7 @@ mod tests {
 
     fn rules(text: &str) -> RulesConfig {
         let t: toml::Table = toml::from_str(text).unwrap();
-        let mut problems = Vec::new();
+        let mut problems = crate::problems::Problems::new(std::path::Path::new("/"));
         let r = RulesConfig::parse(
             t.get("filter"),
             t.get("addresses"),
@@ -446,7 +446,7 @@ mod tests {
             t.get("routing"),
             &mut problems,
         );
-        assert!(problems.is_empty(), "{problems:?}");
+        assert!(problems.is_empty(), "{:?}", problems.into_list());
         r
     }
 

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::condition::{valid_attribute, Condition};
 use crate::model::Address;
+use crate::problems::Problems;
 
 #[derive(Debug, Clone, Default)]
 pub struct RulesConfig {
@@ -193,7 +194,7 @@ impl RulesConfig {
         profiles: Option<&toml::Value>,
         signature: Option<&toml::Value>,
         routing: Option<&toml::Value>,
-        problems: &mut Vec<String>,
+        problems: &mut Problems,
     ) -> RulesConfig {
         let mut p = Parser { problems };
         let mut rules = RulesConfig::default();
@@ -225,7 +226,7 @@ impl RulesConfig {
 }
 
 /// The sections, each read into `rules`.
-impl Parser<'_> {
+impl Parser<'_, '_> {
     fn filter(&mut self, t: &toml::Table, rules: &mut RulesConfig) {
         let p = self;
         match t.get("default").map(|v| v.as_str()) {
@@ -345,13 +346,13 @@ fn label(path: &str, rule: &toml::Table) -> String {
     }
 }
 
-struct Parser<'a> {
-    problems: &'a mut Vec<String>,
+struct Parser<'a, 'b> {
+    problems: &'a mut Problems<'b>,
 }
 
-impl Parser<'_> {
+impl Parser<'_, '_> {
     fn problem(&mut self, path: &str, what: impl std::fmt::Display) {
-        self.problems.push(format!("{path}: {what}"));
+        self.problems.problem(path, what);
     }
 
     /// A table whose keys must be among `allowed`.
@@ -553,7 +554,7 @@ mod tests {
 
     fn parse(text: &str) -> (RulesConfig, Vec<String>) {
         let t: toml::Table = toml::from_str(text).unwrap();
-        let mut problems = Vec::new();
+        let mut problems = Problems::new(std::path::Path::new("/"));
         let r = RulesConfig::parse(
             t.get("filter"),
             t.get("addresses"),
@@ -562,7 +563,7 @@ mod tests {
             t.get("routing"),
             &mut problems,
         );
-        (r, problems)
+        (r, problems.into_list())
     }
 
     #[test]
