@@ -95,10 +95,16 @@ page_size = 1000
 [output]
 path = "out/retarus.map"
 CONF
+    # The same directory with a membership rule: memberOf read and kept for every user, nested
+    # groups resolved (what a profile-by-group deployment does).
+    { cat "$d/dirsync.toml"; printf '[profiles]\n[[profiles.rule]]\nwhen = { member_of = "Group 1", transitive = true }\nprofile = "Group One"\n'; } > "$d/rules.toml"
     rm -f "$d/python.addresses" "$d"/time.*
     echo "== N=$n: $runs runs of each, alternating"
     for r in $(seq "$runs"); do
         /usr/bin/time -v -o "$d/time.dirsync.$r" "$dirsync" sync --config "$d/dirsync.toml" --dry-run 2> "$d/dirsync.stderr"
+        if [ "$n" -eq 100000 ]; then
+            /usr/bin/time -v -o "$d/time.rules.$r" "$dirsync" sync --config "$d/rules.toml" --dry-run 2> "$d/rules.stderr"
+        fi
         LDAPTLS_CACERT="$d/ca.pem" /usr/bin/time -v -o "$d/time.ldapsearch.$r" \
             ldapsearch -LLL -o ldif-wrap=no -H "ldaps://127.0.0.1:$port" -D "$reader" -y "$d/pw" -b "$base" \
             -E pr=1000/noprompt "$filter" "${attrs[@]}" > /dev/null

@@ -254,7 +254,9 @@ pub struct Recipient {
     /// `objectGUID` in AD's text form.
     pub object_guid: Option<Box<str>>,
     /// Direct group memberships (`memberOf` DNs).
-    pub member_of: Box<[String]>,
+    /// The DNs of its groups, shared between the objects of a group (a directory has far
+    /// fewer groups than memberships).
+    pub member_of: Box<[std::sync::Arc<str>]>,
     /// Number of `member` values (groups), all ranges read.
     pub members: u32,
     /// The attributes the rules read (lower-case names, text values).
@@ -303,7 +305,7 @@ impl Recipient {
                 .flatten()
                 .map(String::into_boxed_str),
             member_of: if keep.member_of {
-                entry.texts("memberof").map(str::to_owned).collect()
+                entry.texts("memberof").map(|g| keep.group(g)).collect()
             } else {
                 Box::default()
             },
@@ -349,6 +351,8 @@ pub struct Keep {
     pub member_of: bool,
     /// objectGUID, the member count of groups, the display name: for `explain` and `check`.
     pub details: bool,
+    /// The group DNs seen so far, each stored once.
+    pub groups: std::cell::RefCell<std::collections::HashSet<std::sync::Arc<str>>>,
 }
 
 impl Keep {
@@ -358,7 +362,19 @@ impl Keep {
             attrs,
             member_of: true,
             details: true,
+            groups: Default::default(),
         }
+    }
+
+    /// A group DN, shared with every other object in that group.
+    pub fn group(&self, dn: &str) -> std::sync::Arc<str> {
+        let mut groups = self.groups.borrow_mut();
+        if let Some(known) = groups.get(dn) {
+            return known.clone();
+        }
+        let new: std::sync::Arc<str> = dn.into();
+        groups.insert(new.clone());
+        new
     }
 
     /// The attributes to request from an LDAP server, by name.

@@ -79,6 +79,7 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         attrs: config.rules.attributes(),
         member_of: details || config.rules.uses_membership(),
         details,
+        groups: Default::default(),
     };
     let request = keep.request(config.exchange.is_some());
     let phase = Instant::now();

@@ -26,7 +26,7 @@ def parse(path):
 results = {}
 for size_dir in sorted(glob.glob(os.path.join(root, "n*")), key=lambda p: int(p.rsplit("n", 1)[1])):
     n = int(size_dir.rsplit("n", 1)[1])
-    for tool in ("dirsync", "ldapsearch", "python"):
+    for tool in ("dirsync", "rules", "ldapsearch", "python"):
         runs = [parse(p) for p in sorted(glob.glob(os.path.join(size_dir, f"time.{tool}.*")))]
         if not runs:
             continue
@@ -35,10 +35,11 @@ for size_dir in sorted(glob.glob(os.path.join(root, "n*")), key=lambda p: int(p.
         results[(n, tool)] = tuple(statistics.median(r[i] for r in runs) for i in range(3)) + (len(runs),)
 
 sizes = sorted({n for n, _ in results})
+# "rules": dirsync with a transitive member_of profile rule (memberOf read and kept).
 print("| N | tool | runs | median wall s | median CPU s | median peak RSS MB |")
 print("|---:|---|---:|---:|---:|---:|")
 for n in sizes:
-    for tool in ("dirsync", "ldapsearch", "python"):
+    for tool in ("dirsync", "rules", "ldapsearch", "python"):
         if (n, tool) in results:
             w, c, m, k = results[(n, tool)]
             print(f"| {n:,} | {tool} | {k} | {w:.2f} | {c:.2f} | {m:.0f} |")
@@ -55,6 +56,9 @@ if 100000 in sizes:
     verdicts.append(("100k: dirsync wall <= 1.10 x ldapsearch", d[0] <= 1.10 * l[0], f"{d[0] / l[0]:.2f} x"))
     verdicts.append(("100k: python-ldap3 >= 5 x dirsync", p[0] >= 5 * d[0], f"{p[0] / d[0]:.1f} x"))
     verdicts.append(("100k: dirsync peak RSS <= 100 MB", d[2] <= 100, f"{d[2]:.0f} MB"))
+    r = results.get((100000, "rules"))
+    if r:
+        verdicts.append(("100k with a membership rule (memberOf kept): peak RSS <= 100 MB", r[2] <= 100, f"{r[2]:.0f} MB, {r[0]:.2f} s"))
 if 1000000 in sizes and 100000 in sizes:
     d1, d100 = results[(1000000, "dirsync")], results[(100000, "dirsync")]
     verdicts.append(("1M: dirsync peak RSS <= 1 GB", d1[2] <= 1024, f"{d1[2]:.0f} MB"))

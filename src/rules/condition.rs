@@ -105,7 +105,7 @@ impl Groups {
 
     /// Whether one of `direct` (an object's groups) is the group `target` names or nested
     /// in it, at any depth; cycles are safe.
-    fn contains(&self, target: &str, direct: &[String]) -> bool {
+    fn contains(&self, target: &str, direct: &[std::sync::Arc<str>]) -> bool {
         let inside = self.nested_in(target);
         direct.iter().any(|g| inside.contains(&g.to_lowercase()))
     }
