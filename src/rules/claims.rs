@@ -134,8 +134,12 @@ pub fn resolve<'a>(recipients: &[Recipient], claims: Vec<Claim<'a>>) -> Resolved
                 resolved.primary_owned[recipient as usize] = true;
             }
         }
-        let Some(mut winner) = group.iter().min_by_key(|c| key(c.owner)).copied() else {
-            continue;
+        let mut winner = match group {
+            [only] => *only,
+            _ => match group.iter().min_by_key(|c| key(c.owner)) {
+                Some(w) => *w,
+                None => continue,
+            },
         };
         if group.len() > 1 {
             resolved
