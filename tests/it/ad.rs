@@ -18,7 +18,10 @@ fn data() -> String {
          dn: CN=Shared Info,{users}\nobjectClass: user\nsAMAccountName: info\nuserAccountControl: 514\n\
          mail: info@example.com\nproxyAddresses: SMTP:info@example.com\n\n\
          dn: CN=Team,{users}\nobjectClass: group\nsAMAccountName: team\nmail: team@example.com\n\
-         proxyAddresses: SMTP:team@example.com\nproxyAddresses: smtp:team@example.de\nmember: CN=Alice Example,{users}\n\n\
+         proxyAddresses: SMTP:team@example.com\nproxyAddresses: smtp:team@example.de\nproxyAddresses: smtp:helpdesk@example.com\n\
+         member: CN=Alice Example,{users}\n\n\
+         dn: CN=Anna Helper,{users}\nobjectClass: user\nsAMAccountName: anna\nuserAccountControl: 512\n\
+         proxyAddresses: SMTP:anna.helper@example.com\nproxyAddresses: smtp:helpdesk@example.com\n\n\
          dn: CN=Partner,{users}\nobjectClass: contact\nmail: partner@partner.org\n\
          proxyAddresses: SMTP:partner@partner.org\nproxyAddresses: smtp:partner@example.de\n"
     )
@@ -63,6 +66,8 @@ fn samba_ad_sync_by_upn_from_the_domain_root() {
         "12345|example.com\tDOMAIN:\texample.com\n\
          12345|example.com\tDIR:\ta@example.com\n\
          12345|example.com\tDIR:\talice@example.com\n\
+         12345|example.com\tDIR:\tanna.helper@example.com\n\
+         12345|example.com\tDIR:\thelpdesk@example.com\n\
          12345|example.com\tDIR:\tinfo@example.com\n\
          12345|example.com\tDIR:\tteam@example.com\n\
          12345|example.com\tMAP:\ta@example.com\talice@example.com\n\
@@ -73,6 +78,15 @@ fn samba_ad_sync_by_upn_from_the_domain_root() {
          12345|example.de\tMAP:\talice@example.de\talice@example.com\n\
          12345|example.de\tMAP:\tteam@example.de\tteam@example.com\n\
          ++++\n"
+    );
+
+    // helpdesk@ is an alias of Anna Helper and of the Team, the primary of neither: one DIR
+    // line above, no MAP line, and a warning naming both.
+    assert!(
+        run.stderr
+            .contains("address helpdesk@example.com is an alias of")
+            && run.stderr.contains("the primary address of none"),
+        "{run:?}"
     );
 
     // The domain root returns continuation references (skipped, counted) and AD's own objects.
