@@ -53,48 +53,6 @@ fn proxy(target: u16, after: usize) -> (u16, Arc<AtomicUsize>) {
     (port, seen)
 }
 
-/// Forwards connections to `target`, but stops passing what the client sends once `after`
-/// bytes went through (the connection stays open): the client is then stuck mid-transfer,
-/// whatever its speed. `stalled` tells when that happened.
-fn stalling_proxy(target: u16, after: usize) -> (u16, Arc<AtomicUsize>) {
-    let port = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let stalled = Arc::new(AtomicUsize::new(0));
-    let flag = stalled.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
-            let (mut s_read, mut c_write) =
-                (server.try_clone().unwrap(), client.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut s_read, &mut c_write);
-            });
-            let flag = flag.clone();
-            std::thread::spawn(move || {
-                let (mut c_read, mut s_write) = (client, server);
-                let mut passed = 0;
-                let mut buf = [0u8; 4096];
-                while passed < after {
-                    let n = match c_read.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n.min(after - passed),
-                    };
-                    if s_write.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                    passed += n;
-                }
-                flag.store(1, Ordering::SeqCst);
-                // Hold both ends open without reading: the client blocks.
-                std::thread::sleep(Duration::from_secs(120));
-                drop((c_read, s_write));
-            });
-        }
-    });
-    (port, stalled)
-}
-
 fn ldap_case(case: &Case, port: u16, ca: &Path) {
     case.write(
         "dirsync.toml",
@@ -280,7 +238,7 @@ fn killed_during_the_upload_leaves_the_remote_file_and_the_state() {
     case.write("export.ldif", users_ldif(60_000));
     // The upload is held mid-file by a proxy (after 1 MB of what dirsync sends), so the kill
     // lands while the temporary remote file is half written, however fast dirsync is.
-    let (proxy, stalled) = stalling_proxy(server.port, 1 << 20);
+    let (proxy, stalled) = crate::util::proxy(server.port, 1 << 20, crate::util::AtLimit::Stall);
     let config = std::fs::read_to_string(case.path("dirsync.toml")).unwrap();
     case.write(
         "dirsync.toml",
@@ -311,7 +269,7 @@ fn killed_during_the_upload_leaves_the_remote_file_and_the_state() {
                     .starts_with(".12345.map.dirsync-upload")
             })
     };
-    while !(stalled.load(Ordering::SeqCst) == 1 && temporary()) {
+    while !(stalled.load(Ordering::SeqCst) && temporary()) {
         assert!(
             Instant::now() < deadline,
             "the upload never reached the proxy's stall"

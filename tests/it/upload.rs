@@ -1,9 +1,5 @@
 //! `sync` through the deletion guard to a real OpenSSH SFTP server.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-
-use crate::slapd::free_port;
 use crate::sshd::{self, Sshd};
 use crate::util::{users_ldif, Case, Run};
 
@@ -302,40 +298,6 @@ fn sshd_stopped_before_the_upload_retries_exits_6_and_the_next_run_succeeds() {
     );
 }
 
-/// Forwards connections to `target`, cutting each once `after` bytes went from client to
-/// server: a server that goes away in the middle of the upload.
-fn cutting_proxy(target: u16, after: usize) -> u16 {
-    let port = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
-            let (mut s_read, mut c_write) =
-                (server.try_clone().unwrap(), client.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut s_read, &mut c_write);
-            });
-            std::thread::spawn(move || {
-                let (mut c_read, mut s_write) = (client, server);
-                let (mut buf, mut sent) = ([0u8; 8192], 0);
-                while let Ok(n) = c_read.read(&mut buf) {
-                    if n == 0 || sent + n > after {
-                        break;
-                    }
-                    if s_write.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    sent += n;
-                }
-                let _ = c_read.shutdown(std::net::Shutdown::Both);
-                let _ = s_write.shutdown(std::net::Shutdown::Both);
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_connection_cut_during_the_upload_never_leaves_a_partial_file_under_the_final_name() {
     let server = Sshd::start();
@@ -361,7 +323,7 @@ fn a_connection_cut_during_the_upload_never_leaves_a_partial_file_under_the_fina
         uploaded.len()
     );
 
-    let proxy = cutting_proxy(server.port, 60_000);
+    let (proxy, _) = crate::util::proxy(server.port, 60_000, crate::util::AtLimit::Cut);
     let kh = case.write(
         "known_hosts_proxy",
         kh_line.replace(&format!("]:{} ", server.port), &format!("]:{proxy} ")),

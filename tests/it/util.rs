@@ -127,3 +127,63 @@ pub fn users_ldif(n: usize) -> String {
     }
     s
 }
+
+/// What a [`proxy`] does once `after` bytes went from the client to the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AtLimit {
+    /// Cuts the connection: a server that goes away mid-transfer.
+    Cut,
+    /// Stops passing data but keeps the connection open: the client is stuck mid-transfer,
+    /// whatever its speed.
+    Stall,
+}
+
+/// Forwards connections on a free port to `target` on 127.0.0.1 (everything from the server;
+/// from the client up to `after` bytes, then `at_limit`). Returns the port and a flag set
+/// when the limit was reached.
+pub fn proxy(
+    target: u16,
+    after: usize,
+    at_limit: AtLimit,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reached = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = reached.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+            let (mut s_read, mut c_write) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+            });
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                let (mut c_read, mut s_write) = (client, server);
+                let (mut buf, mut passed) = ([0u8; 8192], 0);
+                while passed < after {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n.min(after - passed),
+                    };
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    passed += n;
+                }
+                flag.store(true, Ordering::SeqCst);
+                if at_limit == AtLimit::Stall {
+                    std::thread::sleep(std::time::Duration::from_secs(120));
+                }
+                let _ = c_read.shutdown(std::net::Shutdown::Both);
+                let _ = s_write.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (port, reached)
+}

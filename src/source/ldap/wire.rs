@@ -121,44 +121,21 @@ impl<T: Transport> Wire<T> {
         op: LdapOp,
         ctrl: Vec<ldap3_proto::control::LdapControl>,
     ) -> Result<i32, WireError> {
-        self.last_id += 1;
-        let mut bytes = BytesMut::new();
-        self.codec
-            .encode(
-                LdapMsg {
-                    msgid: self.last_id,
-                    op,
-                    ctrl,
-                },
-                &mut bytes,
-            )
-            .map_err(|e| WireError::Malformed(format!("cannot encode a request: {e}")))?;
+        let (id, bytes) = self.encode(op, ctrl)?;
         self.write(&bytes)?;
-        Ok(self.last_id)
+        Ok(id)
     }
 
     /// Sends a simple bind. The password is never in a buffer that is not wiped: the codec
     /// encodes a placeholder of the same length (the password is the message's last
     /// element), which is overwritten in the encoded bytes, sent, and wiped.
     pub fn send_bind(&mut self, dn: &str, password: &[u8]) -> Result<i32, WireError> {
-        self.last_id += 1;
-        let placeholder = "\0".repeat(password.len());
         let op = LdapOp::BindRequest(LdapBindRequest {
             version: 3,
             dn: dn.to_owned(),
-            cred: LdapBindCred::Simple(placeholder),
+            cred: LdapBindCred::Simple("\0".repeat(password.len())),
         });
-        let mut bytes = BytesMut::new();
-        self.codec
-            .encode(
-                LdapMsg {
-                    msgid: self.last_id,
-                    op,
-                    ctrl: vec![],
-                },
-                &mut bytes,
-            )
-            .map_err(|e| WireError::Malformed(format!("cannot encode the bind: {e}")))?;
+        let (id, mut bytes) = self.encode(op, vec![])?;
         let tail = bytes.len() - password.len();
         if bytes[tail..].iter().any(|&b| b != 0) {
             return Err(WireError::Malformed("unexpected bind encoding".into()));
@@ -166,7 +143,22 @@ impl<T: Transport> Wire<T> {
         bytes[tail..].copy_from_slice(password);
         let sent = self.write(&bytes);
         zeroize::Zeroize::zeroize(bytes.as_mut());
-        sent.map(|()| self.last_id)
+        sent.map(|()| id)
+    }
+
+    /// The next message id and the request encoded with it.
+    fn encode(
+        &mut self,
+        op: LdapOp,
+        ctrl: Vec<ldap3_proto::control::LdapControl>,
+    ) -> Result<(i32, BytesMut), WireError> {
+        self.last_id += 1;
+        let msgid = self.last_id;
+        let mut bytes = BytesMut::new();
+        self.codec
+            .encode(LdapMsg { msgid, op, ctrl }, &mut bytes)
+            .map_err(|e| WireError::Malformed(format!("cannot encode a request: {e}")))?;
+        Ok((msgid, bytes))
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), WireError> {
