@@ -210,6 +210,10 @@ fn line_of(text: &str, path: &str) -> Option<usize> {
         let t = line.trim();
         if let Some(h) = t.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
             current = h.trim_matches(|c| c == '[' || c == ']').trim();
+            // The key may be a section of its own: `[sourc]`.
+            if current == path {
+                return Some(i + 1);
+            }
             continue;
         }
         let is_key = t
