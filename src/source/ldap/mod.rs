@@ -282,24 +282,33 @@ impl<T: Transport> Session<'_, T> {
             .map_err(|_| "the filter is not a valid LDAP filter (RFC 4515)".to_string())?;
         let request = search_request(&base.base_dn, LdapSearchScope::Subtree, &filter, attributes);
         let mut paging = Paging::default();
-        let mut cookie = Vec::new();
         let mut in_base = 0u64;
+        let after = |e: String, n: u64| format!("{e} after {n} entries");
+        let mut id = self
+            .request_page(&request, config.page_size, Vec::new())
+            .map_err(|e| after(e, 0))?;
         loop {
-            let control = LdapControl::SimplePagedResults {
-                size: config.page_size.into(),
-                cookie: std::mem::take(&mut cookie),
-            };
-            let after = |e: String, n: u64| format!("{e} after {n} entries");
-            let id = self
-                .wire
-                .send(request.clone(), vec![control])
-                .map_err(|e| after(e.to_string(), in_base))?;
             let page = self
-                .page(id, stats, deliver)
+                .page(id, stats)
                 .map_err(|(e, on_page)| after(e, in_base + on_page))?;
             in_base += page.entries;
             if page.result.code != LdapResultCode::Success {
                 return Err(after(describe_result(&page.result), in_base));
+            }
+            let next = paging
+                .next(page.controls, page.entries, page.fresh, config.page_size)
+                .map_err(|e| after(e, in_base))?;
+            // The next page is asked for before this one is handed on, so the server works
+            // while dirsync does — unless ranged attributes need this connection first.
+            let mut asked = None;
+            if let Some(cookie) = next.clone().filter(|_| page.incomplete.is_empty()) {
+                asked = Some(
+                    self.request_page(&request, config.page_size, cookie)
+                        .map_err(|e| after(e, in_base))?,
+                );
+            }
+            for entry in page.ready {
+                deliver(entry, stats);
             }
             for (mut entry, pending) in page.incomplete {
                 for (name, start) in pending {
@@ -309,25 +318,37 @@ impl<T: Transport> Session<'_, T> {
                 }
                 deliver(entry, stats);
             }
-            match paging
-                .next(page.controls, page.entries, page.fresh, config.page_size)
-                .map_err(|e| after(e, in_base))?
-            {
-                Some(next) => cookie = next,
-                None => return Ok(in_base),
-            }
+            id = match (asked, next) {
+                (Some(id), _) => id,
+                (None, Some(cookie)) => self
+                    .request_page(&request, config.page_size, cookie)
+                    .map_err(|e| after(e, in_base))?,
+                (None, None) => return Ok(in_base),
+            };
         }
     }
 
-    /// Receives one page of search `id`: complete entries are delivered, those with a ranged
-    /// attribute kept (their other values need more searches, after the page). An error
-    /// comes with the number of entries of the page before it.
-    fn page(
+    /// Sends the search for the page after `cookie` (empty: the first page).
+    fn request_page(
         &mut self,
-        id: i32,
-        stats: &mut SourceStats,
-        deliver: &mut dyn FnMut(Entry, &mut SourceStats),
-    ) -> Result<Page, (SearchError, u64)> {
+        request: &LdapOp,
+        page_size: i32,
+        cookie: Vec<u8>,
+    ) -> Result<i32, SearchError> {
+        let control = LdapControl::SimplePagedResults {
+            size: page_size.into(),
+            cookie,
+        };
+        self.wire
+            .send(request.clone(), vec![control])
+            .map_err(|e| e.to_string())
+    }
+
+    /// Receives one page of search `id`, its entries converted: complete ones ready to hand
+    /// on, those with a ranged attribute kept apart (their other values need more searches).
+    /// An error comes with the number of entries of the page before it.
+    fn page(&mut self, id: i32, stats: &mut SourceStats) -> Result<Page, (SearchError, u64)> {
+        let mut ready = Vec::new();
         let mut incomplete = Vec::new();
         let (mut entries, mut fresh) = (0u64, 0u64);
         loop {
@@ -349,7 +370,7 @@ impl<T: Transport> Session<'_, T> {
                     fresh += 1;
                     let (entry, pending) = to_entry(raw);
                     if pending.is_empty() {
-                        deliver(entry, stats);
+                        ready.push(entry);
                     } else {
                         incomplete.push((entry, pending));
                     }
@@ -361,6 +382,7 @@ impl<T: Transport> Session<'_, T> {
                         controls: message.ctrl,
                         entries,
                         fresh,
+                        ready,
                         incomplete,
                     })
                 }
@@ -435,6 +457,8 @@ struct Page {
     /// Entries on the page, and those among them not seen before.
     entries: u64,
     fresh: u64,
+    /// Entries complete as received.
+    ready: Vec<Entry>,
     /// Entries with a ranged attribute, and where each range goes on.
     incomplete: Vec<(Entry, Vec<(String, u64)>)>,
 }
