@@ -79,6 +79,9 @@ fn check_source(config: &Config) -> Result<String, Failure> {
     if let Some(cert) = &stats.server_certificate {
         text.push_str(&format!("TLS certificate: {cert}; bind succeeded; "));
     }
+    if let Some(how) = &stats.signed_in {
+        text.push_str(&format!("{how}; "));
+    }
     for (base, n) in &stats.per_base {
         text.push_str(&format!("{n} entries in {base}; "));
     }

@@ -81,7 +81,10 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         details,
         groups: Default::default(),
     };
-    let request = keep.request(config.exchange.is_some());
+    let request = source::Request {
+        attributes: keep.request(config.exchange.is_some()),
+        groups: config.rules.groups(),
+    };
     let phase = Instant::now();
     let stats = source::read(&config.source, &request, &mut |entry| {
         builder.add(Recipient::from_entry(&entry, &keep))

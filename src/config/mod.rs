@@ -237,6 +237,20 @@ impl Validator<'_> {
             raw.routing.as_ref(),
             &mut self.p,
         );
+        if let Some(SourceConfig::Graph(_)) = &source {
+            for a in rules.attributes() {
+                if !crate::source::graph::mapping::supports(&a) {
+                    self.problem(
+                        "source.type",
+                        format!(
+                            "the rules read the attribute {a:?}, which the Graph source cannot give; \
+                             it gives {}",
+                            crate::source::graph::mapping::supported_list()
+                        ),
+                    );
+                }
+            }
+        }
         if exchange.as_ref().is_some_and(|(_, owners)| *owners) {
             rules.group_owner_key = Some("owner".into());
         }
@@ -551,6 +565,60 @@ allow_empty_domains = ["other.org"]
         assert_eq!(
             problems(&text),
             ["source.url: applies only to type = \"ldap\"; remove it"]
+        );
+    }
+
+    #[test]
+    fn graph_sources_need_one_credential_and_https_hosts() {
+        let graph = |keys: &str| {
+            MINIMAL.replace(
+                "type = \"ldif\"\npath = \"export.ldif\"",
+                &format!("type = \"graph\"\ntenant_id = \"t\"\nclient_id = \"c\"\n{keys}"),
+            )
+        };
+        let config = parse(&graph("client_secret_env = \"S\"")).unwrap();
+        let SourceConfig::Graph(g) = &config.source else {
+            panic!("not graph")
+        };
+        assert_eq!(
+            g.token_url(),
+            "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            (g.page_size, g.graph_url.as_str()),
+            (999, "https://graph.microsoft.com")
+        );
+        let china = parse(&graph("client_secret_env = \"S\"\ncloud = \"china\"")).unwrap();
+        let SourceConfig::Graph(g) = &china.source else {
+            panic!("not graph")
+        };
+        assert_eq!(g.graph_url, "https://microsoftgraph.chinacloudapi.cn");
+        assert_eq!(
+            problems(&graph("")),
+            ["source.certificate_file: missing credential; set certificate_file + key_file, or pfx_file (with pfx_password_*), or client_secret_env / client_secret_file / client_secret_credential"]
+        );
+        assert_eq!(
+            problems(&graph("certificate_file = \"a.crt\"\nclient_secret_env = \"S\"")),
+            [
+                "source.key_file: missing; certificate_file needs the private key's PEM file (or use pfx_file)",
+                "source.client_secret_env: set a certificate (certificate_file + key_file, or pfx_file) or a client secret, not both"
+            ]
+        );
+        assert_eq!(
+            problems(&graph("client_secret_env = \"S\"\ngraph_url = \"http://graph.example\"\nbind_dn = \"x\"")),
+            [
+                "source.bind_dn: applies only to type = \"ldap\"; remove it",
+                "source.graph_url: \"http://graph.example\" is not an https:// host URL, e.g. \"https://graph.microsoft.com\""
+            ]
+        );
+        let rules = graph("client_secret_env = \"S\"")
+            + "\n[[profiles.rule]]\nwhen = { attribute = \"msExchHideFromAddressLists\", equals = \"TRUE\" }\nprofile = \"X\"\n";
+        let p = problems(&rules);
+        assert!(
+            p.len() == 1
+                && p[0]
+                    .contains("\"msexchhidefromaddresslists\", which the Graph source cannot give"),
+            "{p:?}"
         );
     }
 

@@ -365,13 +365,15 @@ impl Condition {
         }
     }
 
-    /// Whether the condition asks about group membership (then memberOf must be read).
-    pub fn uses_membership(&self) -> bool {
+    /// The groups the condition asks about (lower case): then memberOf must be read.
+    pub fn groups(&self, out: &mut BTreeSet<String>) {
         match self {
-            Condition::MemberOf { .. } => true,
-            Condition::All(cs) | Condition::Any(cs) => cs.iter().any(Condition::uses_membership),
-            Condition::Not(c) => c.uses_membership(),
-            _ => false,
+            Condition::MemberOf { group, .. } => {
+                out.insert(group.clone());
+            }
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().for_each(|c| c.groups(out)),
+            Condition::Not(c) => c.groups(out),
+            _ => {}
         }
     }
 

@@ -149,6 +149,12 @@ impl Template {
 impl RulesConfig {
     /// Whether any rule asks about group membership.
     pub fn uses_membership(&self) -> bool {
+        !self.groups().is_empty()
+    }
+
+    /// The groups `member_of` conditions name (lower case).
+    pub fn groups(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
         self.filters
             .iter()
             .map(|f| Some(&f.when))
@@ -160,7 +166,8 @@ impl RulesConfig {
                     .map(|r| r.when.as_ref()),
             )
             .flatten()
-            .any(|c| c.uses_membership())
+            .for_each(|c| c.groups(&mut out));
+        out
     }
 
     /// Every attribute the rules read (lower case): the sources must fetch them.

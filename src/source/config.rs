@@ -1,5 +1,5 @@
-//! The `[source]` section: where the directory comes from (an LDIF export or an LDAP server),
-//! as the admin writes it and as the source stage uses it, validated here.
+//! The `[source]` section: where the directory comes from (an LDIF export, an LDAP server or
+//! Microsoft Graph), as the admin writes it and as the source stage uses it, validated here.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::problems::Problems;
 use crate::secret::SecretSource;
+use crate::source::graph::config::{GraphConfig, RawGraph};
 
 pub const DEFAULT_FILTER: &str = "(|(objectClass=user)(objectClass=group)(objectClass=contact))";
 
@@ -36,6 +37,23 @@ pub struct RawSource {
     timeout_seconds: Option<i64>,
     read_timeout_seconds: Option<i64>,
     max_message_mib: Option<i64>,
+    // graph
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    certificate_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    pfx_file: Option<PathBuf>,
+    pfx_password_env: Option<String>,
+    pfx_password_file: Option<PathBuf>,
+    pfx_password_credential: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    client_secret_credential: Option<String>,
+    cloud: Option<String>,
+    login_url: Option<String>,
+    graph_url: Option<String>,
+    signing: Option<String>,
+    max_page_mib: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +67,7 @@ struct RawBase {
 pub enum SourceConfig {
     Ldif { path: PathBuf },
     Ldap(LdapConfig),
+    Graph(GraphConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -78,40 +97,28 @@ pub struct SearchBase {
     pub filter: String,
 }
 
+const TYPES: &str = "\"ldap\", \"ldif\" or \"graph\"";
+
 pub fn validate(s: RawSource, pr: &mut Problems) -> Option<SourceConfig> {
-    let kind = pr.required("source.type", s.kind.clone(), "\"ldap\" or \"ldif\"")?;
+    let kind = pr.required("source.type", s.kind.clone(), TYPES)?;
+    if !["ldap", "ldif", "graph"].contains(&kind.as_str()) {
+        pr.problem(
+            "source.type",
+            format!("{kind:?} is not a source type; expected {TYPES}"),
+        );
+        return None;
+    }
+    for (key, types) in s.keys_set() {
+        if !types.split(' ').any(|t| t == kind) {
+            let only = types.replace(' ', "\" or \"");
+            pr.problem(
+                &format!("source.{key}"),
+                format!("applies only to type = \"{only}\"; remove it"),
+            );
+        }
+    }
     match kind.as_str() {
         "ldif" => {
-            let ldap_keys = [
-                ("url", s.url.is_some()),
-                ("bind_dn", s.bind_dn.is_some()),
-                ("password_env", s.password_env.is_some()),
-                ("password_file", s.password_file.is_some()),
-                ("password_credential", s.password_credential.is_some()),
-                ("ca_file", s.ca_file.is_some()),
-                ("tls_fingerprint_sha256", s.tls_fingerprint_sha256.is_some()),
-                ("base_dn", s.base_dn.is_some()),
-                ("filter", s.filter.is_some()),
-                ("bases", s.bases.is_some()),
-                ("page_size", s.page_size.is_some()),
-                ("starttls", s.starttls.is_some()),
-                ("allow_plaintext", s.allow_plaintext.is_some()),
-                (
-                    "connect_timeout_seconds",
-                    s.connect_timeout_seconds.is_some(),
-                ),
-                ("timeout_seconds", s.timeout_seconds.is_some()),
-                ("read_timeout_seconds", s.read_timeout_seconds.is_some()),
-                ("max_message_mib", s.max_message_mib.is_some()),
-            ];
-            for (key, set) in ldap_keys {
-                if set {
-                    pr.problem(
-                        &format!("source.{key}"),
-                        "applies only to type = \"ldap\"; remove it",
-                    );
-                }
-            }
             let path = pr.required(
                 "source.path",
                 s.path,
@@ -121,18 +128,121 @@ pub fn validate(s: RawSource, pr: &mut Problems) -> Option<SourceConfig> {
                 path: pr.path("source.path", path),
             })
         }
-        "ldap" => {
-            if s.path.is_some() {
-                pr.problem("source.path", "applies only to type = \"ldif\"; remove it");
-            }
-            ldap(s, pr).map(SourceConfig::Ldap)
+        "ldap" => ldap(s, pr).map(SourceConfig::Ldap),
+        _ => {
+            crate::source::graph::config::validate(s.graph(), "source", pr).map(SourceConfig::Graph)
         }
-        other => {
-            pr.problem(
-                "source.type",
-                format!("{other:?} is not a source type; expected \"ldap\" or \"ldif\""),
-            );
-            None
+    }
+}
+
+impl RawSource {
+    /// The keys given, each with the source types it applies to.
+    fn keys_set(&self) -> Vec<(&'static str, &'static str)> {
+        let keys = [
+            ("path", self.path.is_some(), "ldif"),
+            ("url", self.url.is_some(), "ldap"),
+            ("bind_dn", self.bind_dn.is_some(), "ldap"),
+            ("password_env", self.password_env.is_some(), "ldap"),
+            ("password_file", self.password_file.is_some(), "ldap"),
+            (
+                "password_credential",
+                self.password_credential.is_some(),
+                "ldap",
+            ),
+            ("ca_file", self.ca_file.is_some(), "ldap graph"),
+            (
+                "tls_fingerprint_sha256",
+                self.tls_fingerprint_sha256.is_some(),
+                "ldap",
+            ),
+            ("base_dn", self.base_dn.is_some(), "ldap"),
+            ("filter", self.filter.is_some(), "ldap"),
+            ("bases", self.bases.is_some(), "ldap"),
+            ("page_size", self.page_size.is_some(), "ldap graph"),
+            ("starttls", self.starttls.is_some(), "ldap"),
+            ("allow_plaintext", self.allow_plaintext.is_some(), "ldap"),
+            (
+                "connect_timeout_seconds",
+                self.connect_timeout_seconds.is_some(),
+                "ldap graph",
+            ),
+            (
+                "timeout_seconds",
+                self.timeout_seconds.is_some(),
+                "ldap graph",
+            ),
+            (
+                "read_timeout_seconds",
+                self.read_timeout_seconds.is_some(),
+                "ldap graph",
+            ),
+            ("max_message_mib", self.max_message_mib.is_some(), "ldap"),
+            ("tenant_id", self.tenant_id.is_some(), "graph"),
+            ("client_id", self.client_id.is_some(), "graph"),
+            ("certificate_file", self.certificate_file.is_some(), "graph"),
+            ("key_file", self.key_file.is_some(), "graph"),
+            ("pfx_file", self.pfx_file.is_some(), "graph"),
+            ("pfx_password_env", self.pfx_password_env.is_some(), "graph"),
+            (
+                "pfx_password_file",
+                self.pfx_password_file.is_some(),
+                "graph",
+            ),
+            (
+                "pfx_password_credential",
+                self.pfx_password_credential.is_some(),
+                "graph",
+            ),
+            (
+                "client_secret_env",
+                self.client_secret_env.is_some(),
+                "graph",
+            ),
+            (
+                "client_secret_file",
+                self.client_secret_file.is_some(),
+                "graph",
+            ),
+            (
+                "client_secret_credential",
+                self.client_secret_credential.is_some(),
+                "graph",
+            ),
+            ("cloud", self.cloud.is_some(), "graph"),
+            ("login_url", self.login_url.is_some(), "graph"),
+            ("graph_url", self.graph_url.is_some(), "graph"),
+            ("signing", self.signing.is_some(), "graph"),
+            ("max_page_mib", self.max_page_mib.is_some(), "graph"),
+        ];
+        keys.into_iter()
+            .filter(|(_, set, _)| *set)
+            .map(|(key, _, types)| (key, types))
+            .collect()
+    }
+
+    fn graph(self) -> RawGraph {
+        RawGraph {
+            tenant_id: self.tenant_id,
+            client_id: self.client_id,
+            certificate_file: self.certificate_file,
+            key_file: self.key_file,
+            pfx_file: self.pfx_file,
+            pfx_password_env: self.pfx_password_env,
+            pfx_password_file: self.pfx_password_file,
+            pfx_password_credential: self.pfx_password_credential,
+            client_secret_env: self.client_secret_env,
+            client_secret_file: self.client_secret_file,
+            client_secret_credential: self.client_secret_credential,
+            cloud: self.cloud,
+            login_url: self.login_url,
+            graph_url: self.graph_url,
+            signing: self.signing,
+            ca_file: self.ca_file,
+            page_size: self.page_size,
+            connect_timeout_seconds: self.connect_timeout_seconds,
+            timeout_seconds: self.timeout_seconds,
+            read_timeout_seconds: self.read_timeout_seconds,
+            max_page_mib: self.max_page_mib,
         }
     }
 }

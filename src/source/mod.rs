@@ -6,6 +6,7 @@
 //! never decides what is kept: it reads everything or fails.
 
 pub mod config;
+pub mod graph;
 pub mod ldap;
 pub mod ldif;
 pub mod tls;
@@ -32,14 +33,25 @@ pub struct SourceStats {
     pub per_base: Vec<(String, u64)>,
     /// The LDAPS server's certificate, described.
     pub server_certificate: Option<String>,
+    /// How the source signed in (Graph: the credential and the token's lifetime).
+    pub signed_in: Option<String>,
+}
+
+/// What the run needs from a source.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Attributes by their AD names (an LDIF export has what it has).
+    pub attributes: Vec<String>,
+    /// The groups `member_of` rules name (lower case): a source without `memberOf` (Graph)
+    /// reads their members.
+    pub groups: std::collections::BTreeSet<String>,
 }
 
 /// Reads every entry of the configured source into `sink`. Any error ends the read: the
 /// caller must then ship nothing, because what was read is incomplete.
-/// `attributes` names what to request from an LDAP server (an LDIF export has what it has).
 pub fn read(
     config: &SourceConfig,
-    attributes: &[String],
+    request: &Request,
     sink: &mut dyn FnMut(Entry),
 ) -> anyhow::Result<SourceStats> {
     match config {
@@ -59,7 +71,8 @@ pub fn read(
             }
             Ok(stats)
         }
-        SourceConfig::Ldap(ldap_config) => ldap::read(ldap_config, attributes, sink),
+        SourceConfig::Ldap(ldap_config) => ldap::read(ldap_config, &request.attributes, sink),
+        SourceConfig::Graph(graph_config) => graph::read(graph_config, request, sink),
     }
 }
 

@@ -251,10 +251,10 @@ fn sync(case: &Case) -> Run {
 }
 
 /// Files by path, with their bytes (None: absent).
-type Files = Vec<(String, Option<Vec<u8>>)>;
+pub type Files = Vec<(String, Option<Vec<u8>>)>;
 
 /// The files a failed run must leave as they were.
-fn files(case: &Case) -> Files {
+pub fn files(case: &Case) -> Files {
     let mut out = vec![("out/retarus.map".to_string(), case.read("out/retarus.map"))];
     let mut names: Vec<_> = std::fs::read_dir(case.path("state"))
         .unwrap()

@@ -16,6 +16,8 @@ mod cli;
 mod docs;
 mod exchange;
 mod faults;
+mod graph;
+mod graph_standin;
 mod ldap;
 mod ops;
 mod rules;
