@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test servers need (OpenLDAP slapd, Samba AD DC, OpenSSH sshd), installed only when
+# Debian packages the test servers need (OpenLDAP slapd, Samba AD DC, OpenSSH sshd; openssl makes the
+# Graph tests' RSA app certificates), installed only when
 # missing. slapd is preseeded to create no instance: the tests start their own on 127.0.0.1.
 packages=()
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || packages+=("$1"); }
-for p in slapd ldap-utils openssh-server samba samba-dsdb-modules samba-vfs-modules samba-ad-provision ldb-tools; do need "$p"; done
+for p in openssl slapd ldap-utils openssh-server samba samba-dsdb-modules samba-vfs-modules samba-ad-provision ldb-tools; do need "$p"; done
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections

@@ -175,7 +175,10 @@ const HEAD: &str =
 
 pub enum Cred {
     Certificate,
+    /// OpenSSL 3's default: AES-256-CBC with PBKDF2, HMAC-SHA256.
     Pfx,
+    /// What older Windows exports: 3DES with SHA-1 (`TripleDES-SHA1`).
+    PfxLegacy,
     Secret,
 }
 
@@ -198,16 +201,23 @@ impl GraphCase {
                     s(&key)
                 ),
             ),
-            Cred::Pfx => {
+            Cred::Pfx | Cred::PfxLegacy => {
                 let pfx = case.path("dirsync-app.pfx");
+                let legacy: &[&str] = match cred {
+                    Cred::PfxLegacy => &[
+                        "-keypbe",
+                        "PBE-SHA1-3DES",
+                        "-certpbe",
+                        "PBE-SHA1-3DES",
+                        "-macalg",
+                        "sha1",
+                    ],
+                    _ => &[],
+                };
                 let out = std::process::Command::new("openssl")
-                    .args([
-                        "pkcs12",
-                        "-export",
-                        "-passout",
-                        "env:PFX_PASSWORD",
-                        "-inkey",
-                    ])
+                    .args(["pkcs12", "-export", "-passout", "env:PFX_PASSWORD"])
+                    .args(legacy)
+                    .arg("-inkey")
                     .arg(&key)
                     .arg("-in")
                     .arg(&cert)
@@ -570,10 +580,10 @@ fn client_secret_errors_name_the_fix() {
 }
 
 #[test]
-fn a_pfx_and_a_client_secret_sign_in_too_and_check_says_how() {
+fn a_pfx_old_and_new_and_a_client_secret_sign_in_too_and_check_says_how() {
     let (tenant, ldif) = tenant(120);
     let expected = ldif_map(&ldif);
-    for cred in [Cred::Pfx, Cred::Secret] {
+    for cred in [Cred::Pfx, Cred::PfxLegacy, Cred::Secret] {
         let gc = GraphCase::new(tenant.clone(), cred, "");
         let check = gc.run(&["check", "--config", "dirsync.toml"]);
         assert_eq!(check.code, 0, "{check:?}");
