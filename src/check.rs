@@ -73,7 +73,7 @@ fn check_source(config: &Config) -> Result<String, Failure> {
         .map(|(k, n)| format!("{} {n}", k.name()))
         .collect();
     let mut text = String::new();
-    if let Some(m) = &exchange {
+    for m in &exchange {
         text.push_str(&format!("{}; ", crate::report::summarize_exchange(m)));
     }
     if let Some(cert) = &stats.server_certificate {

@@ -6,7 +6,7 @@
 //! more than `max_removed_percent` of them, would go, or when a domain that had addresses has
 //! none. Pure: it takes two maps and returns a verdict; `--force` is applied by the caller.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,16 @@ pub struct Verdict {
     pub removed: usize,
     /// Why the guard refuses (empty = it passes).
     pub reasons: Vec<String>,
+    /// With several sources: each source's addresses, before and now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceChange {
+    pub source: String,
+    pub previous: Option<u64>,
+    pub current: u64,
 }
 
 impl Verdict {
@@ -112,6 +122,16 @@ impl Verdict {
             "deletion guard: {} -> {} addresses (+{} -{})",
             self.previous, self.current, self.added, self.removed
         );
+        for c in &self.sources {
+            match c.previous {
+                Some(p) => {
+                    let _ = write!(s, "; {} {p} -> {}", c.source, c.current);
+                }
+                None => {
+                    let _ = write!(s, "; {} {} (no earlier count)", c.source, c.current);
+                }
+            }
+        }
         if self.passes() {
             s.push_str(": passed");
         } else {
@@ -124,7 +144,48 @@ impl Verdict {
     }
 }
 
-pub fn evaluate(previous: Option<&MapFile>, current: &MapFile, config: &GuardConfig) -> Verdict {
+/// Each source against its own last count: a source that lost more than the thresholds is
+/// refused even when the total passes (half a forest hides behind a big second forest).
+/// A source without a previous count (new, or the first run with several) is not judged.
+fn per_source(
+    previous: &BTreeMap<String, u64>,
+    current: &BTreeMap<String, u64>,
+    config: &GuardConfig,
+    reasons: &mut Vec<String>,
+) -> Vec<SourceChange> {
+    let mut out = Vec::new();
+    for (source, &now) in current {
+        let before = previous.get(source).copied();
+        out.push(SourceChange {
+            source: source.clone(),
+            previous: before,
+            current: now,
+        });
+        let Some(before) = before.filter(|b| *b > now) else {
+            continue;
+        };
+        let lost = before - now;
+        let percent = lost as f64 * 100.0 / before as f64;
+        if lost > config.max_removed || percent > config.max_removed_percent {
+            reasons.push(format!(
+                "source {source}: {before} -> {now} addresses (-{lost}, {percent:.1}%), more than \
+                 guard.max_removed = {} or guard.max_removed_percent = {} for one source: did it \
+                 return only part of its objects?",
+                config.max_removed, config.max_removed_percent
+            ));
+        }
+    }
+    out
+}
+
+/// The verdict on `current` against the last shipped map; `sources` are the addresses per
+/// source (several sources only): before (from the state) and now.
+pub fn evaluate(
+    previous: Option<&MapFile>,
+    current: &MapFile,
+    sources: (&BTreeMap<String, u64>, &BTreeMap<String, u64>),
+    config: &GuardConfig,
+) -> Verdict {
     let Some(previous) = previous else {
         return Verdict {
             first_run: true,
@@ -133,6 +194,7 @@ pub fn evaluate(previous: Option<&MapFile>, current: &MapFile, config: &GuardCon
             added: current.dir_count(),
             removed: 0,
             reasons: Vec::new(),
+            sources: Vec::new(),
         };
     };
     let diff = MapDiff::between(previous, current);
@@ -181,6 +243,7 @@ pub fn evaluate(previous: Option<&MapFile>, current: &MapFile, config: &GuardCon
             ));
         }
     }
+    let sources = per_source(sources.0, sources.1, config, &mut reasons);
     Verdict {
         first_run: false,
         previous: prev,
@@ -188,6 +251,7 @@ pub fn evaluate(previous: Option<&MapFile>, current: &MapFile, config: &GuardCon
         added: diff.dirs_added(),
         removed,
         reasons,
+        sources,
     }
 }
 
@@ -217,7 +281,12 @@ mod tests {
 
     #[test]
     fn first_run_passes_with_a_note() {
-        let v = evaluate(None, &map(&[("a.com", 3)]), &config(0, 0.0));
+        let v = evaluate(
+            None,
+            &map(&[("a.com", 3)]),
+            (&BTreeMap::new(), &BTreeMap::new()),
+            &config(0, 0.0),
+        );
         assert!(v.passes() && v.first_run);
         assert!(v.describe().contains("a first run"));
     }
@@ -225,8 +294,19 @@ mod tests {
     #[test]
     fn limits_are_exclusive_thresholds() {
         let old = map(&[("a.com", 100)]);
-        assert!(evaluate(Some(&old), &map(&[("a.com", 90)]), &config(10, 10.0)).passes());
-        let v = evaluate(Some(&old), &map(&[("a.com", 89)]), &config(10, 10.0));
+        assert!(evaluate(
+            Some(&old),
+            &map(&[("a.com", 90)]),
+            (&BTreeMap::new(), &BTreeMap::new()),
+            &config(10, 10.0)
+        )
+        .passes());
+        let v = evaluate(
+            Some(&old),
+            &map(&[("a.com", 89)]),
+            (&BTreeMap::new(), &BTreeMap::new()),
+            &config(10, 10.0),
+        );
         assert_eq!(v.reasons.len(), 2, "{v:?}");
         assert_eq!(
             v.reasons[0],
@@ -239,10 +319,21 @@ mod tests {
     fn a_domain_that_went_empty_is_refused_unless_allowed() {
         let old = map(&[("a.com", 100), ("b.com", 2)]);
         let new = map(&[("a.com", 100), ("b.com", 0)]);
-        let v = evaluate(Some(&old), &new, &config(500, 10.0));
+        let v = evaluate(
+            Some(&old),
+            &new,
+            (&BTreeMap::new(), &BTreeMap::new()),
+            &config(500, 10.0),
+        );
         assert_eq!(v.reasons, ["domain b.com had 2 addresses and now has none (allow it with guard.allow_empty_domains)"]);
         let mut allow = config(500, 10.0);
         allow.allow_empty_domains.insert("b.com".into());
-        assert!(evaluate(Some(&old), &new, &allow).passes());
+        assert!(evaluate(
+            Some(&old),
+            &new,
+            (&BTreeMap::new(), &BTreeMap::new()),
+            &allow
+        )
+        .passes());
     }
 }

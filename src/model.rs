@@ -269,6 +269,8 @@ pub struct Recipient {
     pub owners: Box<[Address]>,
     /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
     pub extra_primaries: u32,
+    /// The name of the source it came from, when several sources are configured.
+    pub source: Option<std::sync::Arc<str>>,
 }
 
 impl Recipient {
@@ -330,6 +332,15 @@ impl Recipient {
                 .first_text("msds-aadobjectid")
                 .map(|s| s.trim().to_lowercase().into_boxed_str()),
             owners: Box::default(),
+            source: None,
+        }
+    }
+
+    /// The object for messages: its DN, and its source when there are several.
+    pub fn who(&self) -> std::borrow::Cow<'_, str> {
+        match &self.source {
+            None => std::borrow::Cow::Borrowed(&self.dn),
+            Some(s) => std::borrow::Cow::Owned(format!("{} (source {s})", self.dn)),
         }
     }
 

@@ -47,6 +47,15 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
         );
     }
     let _ = writeln!(s, "addresses: {}", per_domain.join(", "));
+    for (name, each) in &stats.sources {
+        let _ = writeln!(
+            s,
+            "source {name}: {} entries from {}, {} addresses written",
+            each.entries,
+            each.origin,
+            r.addresses_per_source.get(name).copied().unwrap_or(0)
+        );
+    }
     let mut dropped = Vec::new();
     if let Some(n) = r.dropped.get(DROP_FOREIGN) {
         let mut top: Vec<(&String, &u64)> = r.foreign_domains.iter().collect();
@@ -93,7 +102,12 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
 /// One line on what the Exchange data added.
 pub fn summarize_exchange(m: &exchange::MergeReport) -> String {
     let added: Vec<String> = m.added.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let mut s = format!(
+    let mut s = m
+        .source
+        .as_ref()
+        .map(|name| format!("source {name}: "))
+        .unwrap_or_default();
+    s += &format!(
         "Exchange data of {} from {}: {} objects matched by id, {} by address; added {}; {} addresses added to directory objects; {} groups with owners",
         m.collected_at,
         m.origin,

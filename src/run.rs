@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context as _};
@@ -35,25 +36,33 @@ pub struct SyncOptions {
 pub struct Prepared {
     /// With `domains = "exchange"`, the accepted domains are filled in from the Exchange data.
     pub config: Config,
-    pub exchange: Option<exchange::Obtained>,
+    /// One per `config.exchange` block, in its order.
+    pub exchange: Vec<exchange::Obtained>,
 }
 
 /// Obtains the Exchange data (exit 5 on failure) and resolves the accepted domains.
 pub fn prepare(config: &Config) -> Result<Prepared, Failure> {
     let mut config = config.clone();
-    let obtained = match &config.exchange {
-        None => None,
-        Some(ec) => {
-            let state = StateDir::new(&config.state_dir);
-            let o = exchange::obtain(ec, &state, SystemTime::now())
-                .context("nothing is shipped while the Exchange data is missing")
-                .or_exit(Exit::Exchange)?;
-            if config.domains_from_exchange {
-                config.domains = exchange::accepted_domains(&o.data).or_exit(Exit::Exchange)?;
-            }
-            Some(o)
+    let state = StateDir::new(&config.state_dir);
+    let mut obtained = Vec::new();
+    for ec in &config.exchange {
+        let o = exchange::obtain(ec, &state, SystemTime::now())
+            .with_context(|| match &ec.applies_to {
+                Some(s) => format!("the Exchange data of source {s}"),
+                None => "the Exchange data".into(),
+            })
+            .context("nothing is shipped while the Exchange data is missing")
+            .or_exit(Exit::Exchange)?;
+        obtained.push(o);
+    }
+    if config.domains_from_exchange {
+        config.domains.clear();
+        for o in &obtained {
+            config
+                .domains
+                .extend(exchange::accepted_domains(&o.data).or_exit(Exit::Exchange)?);
         }
-    };
+    }
     Ok(Prepared {
         config,
         exchange: obtained,
@@ -63,8 +72,9 @@ pub fn prepare(config: &Config) -> Result<Prepared, Failure> {
 /// What a build produced.
 pub struct Build {
     pub built: Built,
+    /// What was read; with several sources, their sum, each of them in `sources`.
     pub stats: SourceStats,
-    pub exchange: Option<exchange::MergeReport>,
+    pub exchange: Vec<exchange::MergeReport>,
 }
 
 /// Reads the source, merges the Exchange data and builds the map (no output written).
@@ -82,28 +92,41 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         groups: Default::default(),
     };
     let request = source::Request {
-        attributes: keep.request(config.exchange.is_some()),
+        attributes: keep.request(!config.exchange.is_empty()),
         groups: config.rules.groups(),
     };
     let phase = Instant::now();
-    let stats = source::read(&config.source, &request, &mut |entry| {
-        builder.add(Recipient::from_entry(&entry, &keep))
+    let names: Vec<Option<Arc<str>>> = match config.sources.as_slice() {
+        [_] => vec![None],
+        several => several
+            .iter()
+            .map(|s| Some(s.name.as_str().into()))
+            .collect(),
+    };
+    let per_source = source::read_all(&config.sources, &request, &mut |i, entry| {
+        let mut r = Recipient::from_entry(&entry, &keep);
+        r.source = names[i].clone();
+        builder.add(r)
     })
     .or_exit(Exit::Source)?;
+    let stats = SourceStats::combined(&config.sources, &per_source);
     tracing::debug!(
         "read {} entries in {:.3}s",
         stats.entries,
         phase.elapsed().as_secs_f64()
     );
-    let merged = match (&prepared.exchange, &config.exchange) {
-        (Some(o), Some(ec)) => {
+    let merged = prepared
+        .exchange
+        .iter()
+        .zip(&config.exchange)
+        .map(|(o, ec)| {
             let mut report = exchange::merge(builder.recipients_mut(), &o.data, ec);
             report.origin = o.origin.clone();
             report.fallback = o.fallback.clone();
-            Some(report)
-        }
-        _ => None,
-    };
+            report.source = ec.applies_to.clone();
+            report
+        })
+        .collect();
     let phase = Instant::now();
     let built = builder.finish();
     tracing::debug!("applied the rules in {:.3}s", phase.elapsed().as_secs_f64());
@@ -132,6 +155,9 @@ pub struct RunReport {
     pub guard: Option<Verdict>,
     pub upload: Option<upload::Uploaded>,
     pub exchange: Option<exchange::MergeReport>,
+    /// With several Exchange blocks: each (then `exchange` is empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exchanges: Vec<exchange::MergeReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +190,7 @@ pub fn sync(config: &Config, options: SyncOptions) -> Result<(), Failure> {
         guard: None,
         upload: None,
         exchange: None,
+        exchanges: Vec::new(),
     };
     let result = sync_steps(config, options, &state, &mut report);
     report.finished = crate::stamp::rfc3339(SystemTime::now());
@@ -204,13 +231,17 @@ fn sync_steps(
     // From here on only the map and the report are needed: free the recipients first.
     let built = built.into_map_and_report();
     say(summarize(&built.report, &stats).trim_end());
-    if let Some(m) = &merged {
+    for m in &merged {
         say(&summarize_exchange(m));
     }
     log_findings(&built.report);
     report.source = Some(stats);
     report.build = Some(built.report.clone());
-    report.exchange = merged;
+    if merged.len() == 1 {
+        report.exchange = merged.into_iter().next();
+    } else {
+        report.exchanges = merged;
+    }
 
     let written = write_guarded(
         config,
@@ -240,7 +271,13 @@ fn write_guarded(
     map: &MapFile,
     report: &mut RunReport,
 ) -> Result<OutputReport, Failure> {
-    let verdict = guard::evaluate(baseline, map, &config.guard);
+    let counts = &report
+        .build
+        .as_ref()
+        .map(|b| b.addresses_per_source.clone())
+        .unwrap_or_default();
+    let previous = state.source_counts().or_exit(Exit::Failure)?;
+    let verdict = guard::evaluate(baseline, map, (&previous, counts), &config.guard);
     let refused = !verdict.passes() && !options.force;
     let path = if refused {
         state.path(crate::state::REFUSED)
@@ -337,8 +374,15 @@ fn ship(
         None => "written (local only)",
     };
     state.store_baseline(&bytes).or_exit(Exit::Failure)?;
-    if let Some(o) = prepared.exchange.as_ref().filter(|o| o.fallback.is_none()) {
-        if let Err(e) = crate::fsutil::write_atomic(&state.path(exchange::LAST_GOOD), &o.bytes) {
+    let counts = report
+        .build
+        .as_ref()
+        .map(|b| b.addresses_per_source.clone())
+        .unwrap_or_default();
+    state.store_source_counts(&counts).or_exit(Exit::Failure)?;
+    let fresh = prepared.exchange.iter().zip(&prepared.config.exchange);
+    for (o, ec) in fresh.filter(|(o, _)| o.fallback.is_none()) {
+        if let Err(e) = crate::fsutil::write_atomic(&state.path(&ec.last_good), &o.bytes) {
             tracing::warn!("cannot keep the Exchange data for a fallback: {e}");
         }
     }

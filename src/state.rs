@@ -6,6 +6,7 @@
 //! report `last-run.json` is not state: every run that is not a dry run writes it, failures
 //! included, so monitoring can read the outcome.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ pub const REPORT: &str = "last-run.json";
 pub const LOCK: &str = "dirsync.lock";
 /// The last map the deletion guard refused, kept for review (removed by the next run that passes).
 pub const REFUSED: &str = "refused.map";
+/// With several sources: the addresses each had in the last shipped map (for the guard).
+pub const SOURCES: &str = "last-sources.json";
 
 pub struct StateDir {
     dir: PathBuf,
@@ -58,6 +61,37 @@ impl StateDir {
                     path.display()
                 )
             })
+    }
+
+    /// The addresses per source of the last shipped map; empty before the first run with
+    /// several sources. A file that exists but cannot be read is an error (as the baseline).
+    pub fn source_counts(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let path = self.path(SOURCES);
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is damaged; restore it, or delete it (the guard then checks the total only, once)",
+                    path.display()
+                )
+            }),
+        }
+    }
+
+    /// Records the addresses per source of the map that was shipped (none: removes the file).
+    pub fn store_source_counts(&self, counts: &BTreeMap<String, u64>) -> anyhow::Result<()> {
+        let path = self.path(SOURCES);
+        if counts.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("cannot remove {}", path.display()))
+                }
+                _ => Ok(()),
+            };
+        }
+        let json = serde_json::to_vec_pretty(counts).expect("counts serialize");
+        write_atomic(&path, &json).with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Records the map that was shipped.

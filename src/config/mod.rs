@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::exchange::config::RawExchange;
 use crate::guard::RawGuard;
 use crate::logging::LogConfig;
 use crate::mapfile::output::RawOutput;
@@ -27,6 +26,7 @@ mod keys;
 pub use crate::exchange::{ExchangeConfig, ExchangeSource};
 pub use crate::guard::{GuardConfig, DEFAULT_MAX_REMOVED, DEFAULT_MAX_REMOVED_PERCENT};
 pub use crate::mapfile::output::OutputConfig;
+pub use crate::source::config::NamedSource;
 pub use crate::source::config::DEFAULT_FILTER;
 pub use crate::source::{LdapConfig, SearchBase, SourceConfig};
 pub use crate::upload::{HostKeyCheck, SftpAuth, UploadConfig};
@@ -45,9 +45,10 @@ struct RawConfig {
     log_days: Option<i64>,
     log_level: Option<String>,
     source: Option<RawSource>,
+    sources: Option<Vec<RawSource>>,
     output: Option<RawOutput>,
     upload: Option<RawUpload>,
-    exchange: Option<RawExchange>,
+    exchange: Option<crate::exchange::config::RawExchanges>,
     #[serde(default)]
     guard: RawGuard,
     // The rule sections, validated by `rules::spec` with their key paths.
@@ -81,10 +82,12 @@ pub struct Config {
     pub archive_days: u32,
     /// The log file, when `log_dir` is set.
     pub log: Option<LogConfig>,
-    pub source: SourceConfig,
+    /// The directories read, each complete, into one map: `[source]` is a list of one.
+    pub sources: Vec<NamedSource>,
     pub output: OutputConfig,
     pub upload: Option<UploadConfig>,
-    pub exchange: Option<ExchangeConfig>,
+    /// One per tenant (several with several sources), each naming its source then.
+    pub exchange: Vec<ExchangeConfig>,
     pub guard: GuardConfig,
     pub rules: RulesConfig,
 }
@@ -209,18 +212,17 @@ impl Validator<'_> {
         let domains_from_exchange =
             matches!(&raw.domains, Some(RawDomains::Word(w)) if w == "exchange");
         let domains = self.accepted_domains(raw.domains, raw.exchange.is_some());
-        let exchange = raw
-            .exchange
-            .and_then(|e| crate::exchange::config::validate(e, &mut self.p));
+        let sources = crate::source::config::validate_all(raw.source, raw.sources, &mut self.p);
+        let names: Vec<&str> = sources.iter().flatten().map(|s| s.name.as_str()).collect();
+        let (exchange, group_owners) = match raw.exchange {
+            Some(e) => crate::exchange::config::validate_all(e, &names, &mut self.p),
+            None => (Vec::new(), false),
+        };
         let state_dir = self.path(
             "state_dir",
             raw.state_dir.unwrap_or_else(|| PathBuf::from("state")),
         );
         let archive_days = self.count("archive_days", raw.archive_days, 0, 0..=3650) as u32;
-        let source = match raw.source {
-            Some(s) => crate::source::config::validate(s, &mut self.p),
-            None => self.missing("source", "expected type = \"ldap\" or \"ldif\""),
-        };
         let output = match raw.output {
             Some(o) => crate::mapfile::output::validate(o, &mut self.p),
             None => self.missing("output", "expected at least path = '…'"),
@@ -237,7 +239,24 @@ impl Validator<'_> {
             raw.routing.as_ref(),
             &mut self.p,
         );
-        if let Some(SourceConfig::Graph(_)) = &source {
+        for name in rules.sources() {
+            let known = sources
+                .iter()
+                .flatten()
+                .any(|s| s.name.eq_ignore_ascii_case(name));
+            if sources.is_some() && !known {
+                let names: Vec<&str> = sources.iter().flatten().map(|s| s.name.as_str()).collect();
+                self.problem(
+                    "rules",
+                    format!("a condition names source {name:?}, which is not configured; the sources are: {}", names.join(", ")),
+                );
+            }
+        }
+        let graph = sources
+            .iter()
+            .flatten()
+            .any(|s| matches!(s.config, SourceConfig::Graph(_)));
+        if graph {
             for a in rules.attributes() {
                 if !crate::source::graph::mapping::supports(&a) {
                     self.problem(
@@ -251,7 +270,7 @@ impl Validator<'_> {
                 }
             }
         }
-        if exchange.as_ref().is_some_and(|(_, owners)| *owners) {
+        if group_owners {
             rules.group_owner_key = Some("owner".into());
         }
         for (i, a) in rules.extra_addresses.iter().enumerate() {
@@ -269,10 +288,10 @@ impl Validator<'_> {
             state_dir,
             archive_days,
             log,
-            source: source?,
+            sources: sources?,
             output: output?,
             upload,
-            exchange: exchange.map(|(e, _)| e),
+            exchange,
             guard,
             rules,
             domains_from_exchange,
@@ -391,7 +410,7 @@ path = "out/retarus.map"
         )
         .unwrap();
         assert_eq!(c.customer_id, "12345");
-        assert!(matches!(c.source, SourceConfig::Ldap(_)));
+        assert!(matches!(c.sources[0].config, SourceConfig::Ldap(_)));
         assert!(c.upload.is_some());
         assert_eq!(c.guard.max_removed, DEFAULT_MAX_REMOVED);
     }
@@ -414,12 +433,12 @@ path = "out/retarus.map"
         assert_eq!(c.rules.signature.fields.len(), 3);
         assert_eq!(c.rules.routing.len(), 2);
         assert_eq!(c.rules.extra_addresses.len(), 2);
-        assert!(c.exchange.is_some());
+        assert!(!c.exchange.is_empty());
     }
 
     #[test]
     fn minimal_config_gets_defaults_and_resolved_paths() {
-        let c = parse(MINIMAL).unwrap();
+        let mut c = parse(MINIMAL).unwrap();
         let names: Vec<&str> = c.domains.iter().map(Domain::as_str).collect();
         assert_eq!(names, ["example.com", "xn--bcher-kva.de"]);
         assert_eq!(c.state_dir, Path::new("/etc/dirsync/state"));
@@ -427,7 +446,7 @@ path = "out/retarus.map"
         assert_eq!(c.output.line_ending, LineEnding::Crlf);
         assert!(c.upload.is_none());
         assert_eq!(c.guard.max_removed_percent, 10.0);
-        match c.source {
+        match c.sources.remove(0).config {
             SourceConfig::Ldif { path } => assert_eq!(path, Path::new("/etc/dirsync/export.ldif")),
             other => panic!("{other:?}"),
         }
@@ -577,7 +596,7 @@ allow_empty_domains = ["other.org"]
             )
         };
         let config = parse(&graph("client_secret_env = \"S\"")).unwrap();
-        let SourceConfig::Graph(g) = &config.source else {
+        let SourceConfig::Graph(g) = &config.sources[0].config else {
             panic!("not graph")
         };
         assert_eq!(
@@ -589,7 +608,7 @@ allow_empty_domains = ["other.org"]
             (999, "https://graph.microsoft.com")
         );
         let china = parse(&graph("client_secret_env = \"S\"\ncloud = \"china\"")).unwrap();
-        let SourceConfig::Graph(g) = &china.source else {
+        let SourceConfig::Graph(g) = &china.sources[0].config else {
             panic!("not graph")
         };
         assert_eq!(g.graph_url, "https://microsoftgraph.chinacloudapi.cn");
@@ -637,8 +656,8 @@ bases = [{ base_dn = "OU=A,DC=x" }, { base_dn = "OU=B,DC=x", filter = "(objectCl
 [output]
 path = "x.map"
 "#;
-        let c = parse(text).unwrap();
-        let SourceConfig::Ldap(l) = c.source else {
+        let mut c = parse(text).unwrap();
+        let SourceConfig::Ldap(l) = c.sources.remove(0).config else {
             panic!()
         };
         assert_eq!(l.bases.len(), 2);

@@ -51,7 +51,7 @@ pub fn obtain(
             let Some(max) = config.fallback_max_age else {
                 return Err(e);
             };
-            let path = state.path(LAST_GOOD);
+            let path = state.path(&config.last_good);
             let bytes = std::fs::read(&path).with_context(|| {
                 format!(
                     "{e:#}; and there is no last good Exchange data to fall back on ({})",
@@ -134,7 +134,7 @@ fn fresh(config: &ExchangeConfig, state: &StateDir, now: SystemTime) -> anyhow::
             parameters,
             timeout,
         } => {
-            let out = state.path("exchange-run.json");
+            let out = state.path(&config.last_good.replace("last-good", "run"));
             let _ = std::fs::remove_file(&out);
             runner::run(script, interpreter.as_deref(), parameters, *timeout, &out)?;
             let bytes = std::fs::read(&out)
@@ -188,6 +188,9 @@ pub fn accepted_domains(data: &ExchangeData) -> anyhow::Result<BTreeSet<Domain>>
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct MergeReport {
+    /// The source it was merged into (several sources only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub origin: String,
     pub collected_at: String,
     pub fallback: Option<String>,
@@ -221,7 +224,7 @@ pub fn merge(
              know: kept with their addresses, as kind \"other\"; update dirsync to map the type"
         );
     }
-    let mut index = Index::new(recipients);
+    let mut index = Index::new(recipients, config.applies_to.as_deref());
     let all = data
         .recipients
         .iter()
@@ -271,12 +274,14 @@ struct Index {
 }
 
 impl Index {
-    fn new(recipients: &[Recipient]) -> Index {
+    /// The recipients of `source` (all, with one source).
+    fn new(recipients: &[Recipient], source: Option<&str>) -> Index {
         let mut index = Index {
             by_id: BTreeMap::new(),
             by_address: BTreeMap::new(),
         };
-        for (i, r) in recipients.iter().enumerate() {
+        let ours = |r: &&Recipient| source.is_none_or(|s| r.source.as_deref() == Some(s));
+        for (i, r) in recipients.iter().enumerate().filter(|(_, r)| ours(r)) {
             if let Some(id) = &r.aad_object_id {
                 index.by_id.insert(id.to_string(), i);
             }
@@ -340,7 +345,9 @@ fn merge_one(
         for (a, _) in from_exchange.addresses() {
             index.by_address.entry(a.clone()).or_insert(at);
         }
-        recipients.push(from_exchange);
+        let mut added = from_exchange;
+        added.source = config.applies_to.as_deref().map(Into::into);
+        recipients.push(added);
     }
 }
 
@@ -395,6 +402,8 @@ mod tests {
             max_age: Duration::from_secs(3600),
             fallback_max_age: None,
             add_exchange_only: true,
+            applies_to: None,
+            last_good: LAST_GOOD.into(),
         }
     }
 

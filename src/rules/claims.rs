@@ -216,7 +216,7 @@ impl<'a> Resolved<'a> {
 
 fn owner_name(recipients: &[Recipient], owner: Owner) -> String {
     match owner {
-        Owner::Object { recipient, .. } => recipients[recipient as usize].dn.to_string(),
+        Owner::Object { recipient, .. } => recipients[recipient as usize].who().into_owned(),
         Owner::Extra => "addresses.extra".into(),
     }
 }

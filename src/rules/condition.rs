@@ -64,6 +64,8 @@ pub enum Condition {
     /// A Microsoft 365 group owned by this address (owners come from Exchange).
     OwnedBy(crate::glob::Pattern),
     DnContains(String),
+    /// Read from the source of this name (`[[sources]]`).
+    Source(String),
     Kind(BTreeSet<String>),
     Disabled(bool),
     All(Vec<Condition>),
@@ -141,8 +143,9 @@ impl Groups {
 }
 
 /// The tests a condition table may hold besides `attribute`.
-const VERBS: [&str; 8] = [
+const VERBS: [&str; 9] = [
     "member_of",
+    "source",
     "owned_by",
     "dn_contains",
     "kind",
@@ -257,6 +260,12 @@ impl Table<'_, '_, '_> {
                 _ => self
                     .fail("`dn_contains` must be part of a DN such as \"OU=Contractors\"".into()),
             },
+            "source" => match self.string("source") {
+                Some(name) if !name.trim().is_empty() => {
+                    Some(Condition::Source(name.trim().to_owned()))
+                }
+                _ => self.fail("`source` must be the name of one of [[sources]]".into()),
+            },
             "kind" => self.kind(),
             "disabled" => match self.table.get("disabled").and_then(toml::Value::as_bool) {
                 Some(d) => Some(Condition::Disabled(d)),
@@ -365,6 +374,18 @@ impl Condition {
         }
     }
 
+    /// The source names the condition asks about.
+    pub fn sources<'a>(&'a self, out: &mut BTreeSet<&'a str>) {
+        match self {
+            Condition::Source(name) => {
+                out.insert(name);
+            }
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().for_each(|c| c.sources(out)),
+            Condition::Not(c) => c.sources(out),
+            _ => {}
+        }
+    }
+
     /// The groups the condition asks about (lower case): then memberOf must be read.
     pub fn groups(&self, out: &mut BTreeSet<String>) {
         match self {
@@ -416,6 +437,11 @@ impl Condition {
                         .as_deref()
                         .is_some_and(|k| kinds.contains(k))
             }
+            // No source name: the config has one source, which the name was checked against.
+            Condition::Source(name) => r
+                .source
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(name)),
             Condition::Disabled(d) => r.disabled == *d,
             Condition::All(cs) => cs.iter().all(|c| c.eval(r, groups)),
             Condition::Any(cs) => cs.iter().any(|c| c.eval(r, groups)),
@@ -441,7 +467,7 @@ impl Condition {
         let Some(verb) = verb else {
             let found: Vec<&str> = table.keys().map(String::as_str).collect();
             return t.fail(format!(
-                "unknown condition {{ {} }}; expected attribute (with equals/matches/starts_with/ends_with/present), member_of, owned_by, dn_contains, kind, disabled, all, any or not",
+                "unknown condition {{ {} }}; expected attribute (with equals/matches/starts_with/ends_with/present), member_of, source, owned_by, dn_contains, kind, disabled, all, any or not",
                 found.join(", ")
             ));
         };

@@ -59,7 +59,7 @@ impl Built {
                 found = true;
                 out.push(format!(
                     "found on {} ({}{}{}) in {}",
-                    r.dn,
+                    r.who(),
                     r.kind.name(),
                     r.exchange_kind
                         .as_deref()
@@ -95,7 +95,7 @@ impl Built {
             }
             for rej in &r.rejected {
                 if rej.raw.trim().eq_ignore_ascii_case(wanted.as_str()) {
-                    out.push(format!("found on {} but rejected: {}", r.dn, rej.error));
+                    out.push(format!("found on {} but rejected: {}", r.who(), rej.error));
                 }
             }
         }

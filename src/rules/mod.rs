@@ -86,7 +86,7 @@ impl MapBuilder {
             *report.dropped.entry(DROP_INVALID).or_default() += 1;
             if report.invalid.len() < LISTED {
                 report.invalid.push(InvalidValue {
-                    dn: recipient.dn.to_string(),
+                    dn: recipient.who().into_owned(),
                     value: r.raw.clone(),
                     reason: format!("{} in {}", r.error, r.origin.describe()),
                 });
@@ -210,6 +210,12 @@ impl Records<'_> {
                 return;
             };
             let r = &self.recipients[recipient as usize];
+            if let Some(source) = &r.source {
+                *report
+                    .addresses_per_source
+                    .entry(source.to_string())
+                    .or_default() += 1;
+            }
             if !is_primary && !shared {
                 if let Some(primary) = r
                     .primary

@@ -24,6 +24,10 @@ pub struct BuildReport {
     pub objects_disabled: u64,
     pub objects_without_address: u64,
     pub addresses_per_domain: BTreeMap<String, u64>,
+    /// With several sources: the addresses written for the objects of each (the deletion
+    /// guard holds each source to its thresholds).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses_per_source: BTreeMap<String, u64>,
     /// Addresses not written, by reason.
     pub dropped: BTreeMap<&'static str, u64>,
     /// Addresses dropped because their domain is not accepted, per domain.

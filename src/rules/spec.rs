@@ -155,6 +155,19 @@ impl RulesConfig {
     /// The groups `member_of` conditions name (lower case).
     pub fn groups(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
+        self.conditions().for_each(|c| c.groups(&mut out));
+        out
+    }
+
+    /// The source names `source` conditions name.
+    pub fn sources(&self) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        self.conditions().for_each(|c| c.sources(&mut out));
+        out
+    }
+
+    /// Every rule's condition.
+    fn conditions(&self) -> impl Iterator<Item = &Condition> {
         self.filters
             .iter()
             .map(|f| Some(&f.when))
@@ -166,8 +179,6 @@ impl RulesConfig {
                     .map(|r| r.when.as_ref()),
             )
             .flatten()
-            .for_each(|c| c.groups(&mut out));
-        out
     }
 
     /// Every attribute the rules read (lower case): the sources must fetch them.

@@ -148,7 +148,7 @@ pub fn signature(
             report.cleaned_values_total += 1;
             if report.cleaned_values.len() < LISTED {
                 report.cleaned_values.push(InvalidValue {
-                    dn: r.dn.to_string(),
+                    dn: r.who().into_owned(),
                     value: field.clone(),
                     reason: match (control, long) {
                         (true, true) => {

@@ -15,6 +15,8 @@ pub const DEFAULT_FILTER: &str = "(|(objectClass=user)(objectClass=group)(object
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
+    /// The source's name in `[[sources]]` (messages, `source = "…"` conditions, the guard).
+    pub name: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
     // ldif
@@ -63,6 +65,88 @@ struct RawBase {
     filter: Option<String>,
 }
 
+/// A source with its name.
+#[derive(Debug, Clone)]
+pub struct NamedSource {
+    pub name: String,
+    pub config: SourceConfig,
+}
+
+/// Validates `[source]` (a list of one, named `name` or "source") or `[[sources]]` (each
+/// named, the names unique).
+pub fn validate_all(
+    one: Option<RawSource>,
+    list: Option<Vec<RawSource>>,
+    pr: &mut Problems,
+) -> Option<Vec<NamedSource>> {
+    let raw: Vec<(String, RawSource)> = match (one, list) {
+        (Some(_), Some(_)) => {
+            pr.problem(
+                "sources",
+                "set either [source] (one directory) or [[sources]] (several), not both",
+            );
+            return None;
+        }
+        (None, None) => {
+            pr.problem(
+                "source",
+                "missing section [source]; expected type = \"ldap\", \"graph\" or \"ldif\" (or a list of [[sources]])",
+            );
+            return None;
+        }
+        (Some(s), None) => vec![("source".to_owned(), s)],
+        (None, Some(list)) => {
+            if list.is_empty() {
+                pr.problem("sources", "empty; list at least one [[sources]] table");
+            }
+            list.into_iter()
+                .enumerate()
+                .map(|(i, s)| (format!("sources[{i}]"), s))
+                .collect()
+        }
+    };
+    let several = raw.len() > 1 || raw.iter().any(|(at, _)| at != "source");
+    let mut out = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (at, mut s) in raw {
+        let name = match s.name.take() {
+            Some(n) if valid_name(&n) => n,
+            Some(n) => {
+                pr.problem(
+                    &format!("{at}.name"),
+                    format!("{n:?}: expected letters, digits, '-', '_' or '.'"),
+                );
+                continue;
+            }
+            None if !several => "source".to_owned(),
+            None => {
+                pr.problem(
+                    &format!("{at}.name"),
+                    "missing; each of [[sources]] needs a name, e.g. name = \"forest-a\"",
+                );
+                continue;
+            }
+        };
+        if !names.insert(name.to_ascii_lowercase()) {
+            pr.problem(
+                &format!("{at}.name"),
+                format!("{name:?} is the name of another source; names must differ"),
+            );
+        }
+        if let Some(config) = validate(s, &at, pr) {
+            out.push(NamedSource { name, config });
+        }
+    }
+    Some(out)
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Ldif { path: PathBuf },
@@ -99,11 +183,12 @@ pub struct SearchBase {
 
 const TYPES: &str = "\"ldap\", \"ldif\" or \"graph\"";
 
-pub fn validate(s: RawSource, pr: &mut Problems) -> Option<SourceConfig> {
-    let kind = pr.required("source.type", s.kind.clone(), TYPES)?;
+/// Validates one source; `at` is its key path (`source`, or `sources[1]`).
+pub fn validate(s: RawSource, at: &str, pr: &mut Problems) -> Option<SourceConfig> {
+    let kind = pr.required(&format!("{at}.type"), s.kind.clone(), TYPES)?;
     if !["ldap", "ldif", "graph"].contains(&kind.as_str()) {
         pr.problem(
-            "source.type",
+            &format!("{at}.type"),
             format!("{kind:?} is not a source type; expected {TYPES}"),
         );
         return None;
@@ -112,7 +197,7 @@ pub fn validate(s: RawSource, pr: &mut Problems) -> Option<SourceConfig> {
         if !types.split(' ').any(|t| t == kind) {
             let only = types.replace(' ', "\" or \"");
             pr.problem(
-                &format!("source.{key}"),
+                &format!("{at}.{key}"),
                 format!("applies only to type = \"{only}\"; remove it"),
             );
         }
@@ -120,18 +205,16 @@ pub fn validate(s: RawSource, pr: &mut Problems) -> Option<SourceConfig> {
     match kind.as_str() {
         "ldif" => {
             let path = pr.required(
-                "source.path",
+                &format!("{at}.path"),
                 s.path,
                 "the LDIF export to read, e.g. \"export.ldif\"",
             )?;
             Some(SourceConfig::Ldif {
-                path: pr.path("source.path", path),
+                path: pr.path(&format!("{at}.path"), path),
             })
         }
-        "ldap" => ldap(s, pr).map(SourceConfig::Ldap),
-        _ => {
-            crate::source::graph::config::validate(s.graph(), "source", pr).map(SourceConfig::Graph)
-        }
+        "ldap" => ldap(s, at, pr).map(SourceConfig::Ldap),
+        _ => crate::source::graph::config::validate(s.graph(), at, pr).map(SourceConfig::Graph),
     }
 }
 
@@ -247,57 +330,68 @@ impl RawSource {
     }
 }
 
-fn ldap(s: RawSource, pr: &mut Problems) -> Option<LdapConfig> {
+fn ldap(s: RawSource, at: &str, pr: &mut Problems) -> Option<LdapConfig> {
     let url = pr.required(
-        "source.url",
+        &format!("{at}.url"),
         s.url,
         "e.g. \"ldaps://ldaps.example.com:636\"",
     );
     let starttls = s.starttls.unwrap_or(false);
     let allow_plaintext = s.allow_plaintext.unwrap_or(false);
     if let Some(u) = &url {
-        check_url(u, starttls, allow_plaintext, pr);
+        check_url(u, starttls, allow_plaintext, at, pr);
     }
     let bind_dn = pr.required(
-        "source.bind_dn",
+        &format!("{at}.bind_dn"),
         s.bind_dn,
         "the bind account's DN or UPN, e.g. \"svc-dirsync@example.com\"",
     );
     let password = pr.secret(
-        "source",
+        at,
         "password",
         s.password_env,
         s.password_file,
         s.password_credential,
     );
-    if password.is_none() && !pr.mentions("source.password") {
+    if password.is_none() && !pr.mentions(&format!("{at}.password")) {
         pr.problem(
-            "source.password_env",
+            &format!("{at}.password_env"),
             "missing; set password_env (an environment variable name), password_file or password_credential (Windows Credential Manager)",
         );
     }
-    let fingerprint = s.tls_fingerprint_sha256.and_then(|f| fingerprint(&f, pr));
-    let bases = bases(s.base_dn, s.filter, s.bases, pr);
+    let fingerprint = s
+        .tls_fingerprint_sha256
+        .and_then(|f| fingerprint(&f, at, pr));
+    let bases = bases(s.base_dn, s.filter, s.bases, at, pr);
     let page_size = match s.page_size {
         None => 1000,
         Some(n) if (1..=1000).contains(&n) => n as i32,
         Some(n) => {
             pr.problem(
-                "source.page_size",
+                &format!("{at}.page_size"),
                 format!("{n} is out of range; expected 1 to 1000 (Active Directory's MaxPageSize)"),
             );
             1000
         }
     };
-    let ca_file = s.ca_file.map(|p| pr.path("source.ca_file", p));
+    let ca_file = s.ca_file.map(|p| pr.path(&format!("{at}.ca_file"), p));
     let connect_timeout = pr.seconds(
-        "source.connect_timeout_seconds",
+        &format!("{at}.connect_timeout_seconds"),
         s.connect_timeout_seconds,
         15,
     );
-    let timeout = pr.seconds("source.timeout_seconds", s.timeout_seconds, 120);
-    let read_timeout = pr.seconds("source.read_timeout_seconds", s.read_timeout_seconds, 3600);
-    let max_message_mib = pr.count("source.max_message_mib", s.max_message_mib, 64, 1..=1024);
+    let timeout = pr.seconds(&format!("{at}.timeout_seconds"), s.timeout_seconds, 120);
+    let read_timeout = pr.seconds(
+        &format!("{at}.read_timeout_seconds"),
+        s.read_timeout_seconds,
+        3600,
+    );
+    let max_message_mib = pr.count(
+        &format!("{at}.max_message_mib"),
+        s.max_message_mib,
+        64,
+        1..=1024,
+    );
     Some(LdapConfig {
         url: url?,
         bind_dn: bind_dn?,
@@ -316,28 +410,28 @@ fn ldap(s: RawSource, pr: &mut Problems) -> Option<LdapConfig> {
 }
 
 /// ldaps://, or ldap:// with StartTLS (or, in a lab, allow_plaintext).
-fn check_url(u: &str, starttls: bool, allow_plaintext: bool, pr: &mut Problems) {
+fn check_url(u: &str, starttls: bool, allow_plaintext: bool, at: &str, pr: &mut Problems) {
     if u.starts_with("ldaps://") {
         if starttls {
             pr.problem(
-                "source.starttls",
+                &format!("{at}.starttls"),
                 "ldaps:// is already encrypted; starttls applies to ldap:// URLs only",
             );
         }
     } else if u.starts_with("ldap://") {
         if !starttls && !allow_plaintext {
-            pr.problem("source.url", format!("{u} is unencrypted: use ldaps://, or set starttls = true (allow_plaintext = true only in a lab)"));
+            pr.problem(&format!("{at}.url"), format!("{u} is unencrypted: use ldaps://, or set starttls = true (allow_plaintext = true only in a lab)"));
         }
     } else {
         pr.problem(
-            "source.url",
+            &format!("{at}.url"),
             format!("{u:?} is not an LDAP URL; expected ldaps://host[:port] or ldap://host[:port]"),
         );
     }
 }
 
 /// `tls_fingerprint_sha256`: 64 hex digits, colons and spaces allowed.
-fn fingerprint(f: &str, pr: &mut Problems) -> Option<Vec<u8>> {
+fn fingerprint(f: &str, at: &str, pr: &mut Problems) -> Option<Vec<u8>> {
     let hexed: String = f
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
@@ -346,7 +440,7 @@ fn fingerprint(f: &str, pr: &mut Problems) -> Option<Vec<u8>> {
         Ok(bytes) if bytes.len() == 32 => Some(bytes),
         _ => {
             pr.problem(
-                "source.tls_fingerprint_sha256",
+                &format!("{at}.tls_fingerprint_sha256"),
                 "expected 64 hex digits (colons allowed), as `dirsync check` prints it",
             );
             None
@@ -359,12 +453,13 @@ fn bases(
     base_dn: Option<String>,
     filter: Option<String>,
     list: Option<Vec<RawBase>>,
+    at: &str,
     pr: &mut Problems,
 ) -> Vec<SearchBase> {
     let mut bases = Vec::new();
     match (base_dn, list) {
         (Some(_), Some(_)) => pr.problem(
-            "source.bases",
+            &format!("{at}.bases"),
             "set either base_dn (with filter) or bases, not both",
         ),
         (Some(dn), None) => bases.push(SearchBase {
@@ -373,17 +468,20 @@ fn bases(
         }),
         (None, Some(list)) => {
             if filter.is_some() {
-                pr.problem("source.filter", "with bases, give each base its own filter");
+                pr.problem(
+                    &format!("{at}.filter"),
+                    "with bases, give each base its own filter",
+                );
             }
             if list.is_empty() {
                 pr.problem(
-                    "source.bases",
+                    &format!("{at}.bases"),
                     "empty; list at least one { base_dn = \"…\" }",
                 );
             }
             for (i, b) in list.into_iter().enumerate() {
                 if let Some(dn) = pr.required(
-                    &format!("source.bases[{i}].base_dn"),
+                    &format!("{at}.bases[{i}].base_dn"),
                     b.base_dn,
                     "a DN such as \"OU=AADDC Users,DC=example,DC=com\"",
                 ) {
@@ -395,14 +493,14 @@ fn bases(
             }
         }
         (None, None) => pr.problem(
-            "source.base_dn",
+            &format!("{at}.base_dn"),
             "missing; expected the search base, e.g. \"OU=AADDC Users,DC=example,DC=com\"",
         ),
     }
     for (i, b) in bases.iter().enumerate() {
         if super::ldap::parse_filter(&b.filter).is_err() {
             pr.problem(
-                &format!("source.bases[{i}].filter"),
+                &format!("{at}.bases[{i}].filter"),
                 format!(
                     "{:?} is not an LDAP filter (RFC 4515); expected e.g. \"(objectClass=user)\"",
                     b.filter

@@ -11,7 +11,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod tls;
 
-pub use config::{LdapConfig, SearchBase, SourceConfig};
+pub use config::{LdapConfig, NamedSource, SearchBase, SourceConfig};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -35,6 +35,30 @@ pub struct SourceStats {
     pub server_certificate: Option<String>,
     /// How the source signed in (Graph: the credential and the token's lifetime).
     pub signed_in: Option<String>,
+    /// With several sources: each of them, by name (the fields above are their sums).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<(String, SourceStats)>,
+}
+
+impl SourceStats {
+    /// One source's stats as they are; several sources' summed, each kept by name.
+    pub fn combined(sources: &[NamedSource], each: &[SourceStats]) -> SourceStats {
+        if let [one] = each {
+            return one.clone();
+        }
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        let mut sum = SourceStats {
+            origin: format!("{} sources ({})", each.len(), names.join(", ")),
+            ..SourceStats::default()
+        };
+        for (name, s) in names.iter().zip(each) {
+            sum.entries += s.entries;
+            sum.referrals_skipped += s.referrals_skipped;
+            sum.duplicate_entries += s.duplicate_entries;
+            sum.sources.push((name.to_string(), s.clone()));
+        }
+        sum
+    }
 }
 
 /// What the run needs from a source.
@@ -74,6 +98,61 @@ pub fn read(
         SourceConfig::Ldap(ldap_config) => ldap::read(ldap_config, &request.attributes, sink),
         SourceConfig::Graph(graph_config) => graph::read(graph_config, request, sink),
     }
+}
+
+/// Reads every source completely, in parallel when there are several; `sink` gets each
+/// entry with the index of its source. If any source fails the whole read fails, naming
+/// every failed source: a map is never made from the sources that happened to work.
+pub fn read_all(
+    sources: &[NamedSource],
+    request: &Request,
+    sink: &mut dyn FnMut(usize, Entry),
+) -> anyhow::Result<Vec<SourceStats>> {
+    if let [only] = sources {
+        return Ok(vec![read(&only.config, request, &mut |e| sink(0, e))?]);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Entry)>(4096);
+    let results: Vec<anyhow::Result<SourceStats>> = std::thread::scope(|s| {
+        let readers: Vec<_> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, source)| {
+                let tx = tx.clone();
+                s.spawn(move || {
+                    // A closed channel means the run already failed: the rest is discarded.
+                    read(&source.config, request, &mut |e| drop(tx.send((i, e))))
+                })
+            })
+            .collect();
+        drop(tx);
+        for (i, entry) in rx {
+            sink(i, entry);
+        }
+        readers
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader failed")))
+            })
+            .collect()
+    });
+    let mut stats = Vec::new();
+    let mut failed = Vec::new();
+    for (source, result) in sources.iter().zip(results) {
+        match result {
+            Ok(s) => stats.push(s),
+            Err(e) => failed.push(format!("source {}: {e:#}", source.name)),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} sources failed, so none is used: {}",
+            failed.len(),
+            sources.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(stats)
 }
 
 /// One directory object as read from the source: its DN and its attributes.
