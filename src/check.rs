@@ -76,6 +76,37 @@ fn check_source(config: &Config) -> Result<String, Failure> {
     for m in &exchange {
         text.push_str(&format!("{}; ", crate::report::summarize_exchange(m)));
     }
+    if stats.sources.is_empty() {
+        text.push_str(&connection(&stats));
+    }
+    for (name, each) in &stats.sources {
+        let written = built
+            .report
+            .addresses_per_source
+            .get(name)
+            .copied()
+            .unwrap_or(0);
+        text.push_str(&format!(
+            "source {name}: {}{} entries from {}, {written} addresses; ",
+            connection(each),
+            each.entries,
+            each.origin
+        ));
+    }
+    text.push_str(&format!(
+        "{} entries from {} ({}); a sync would write {} addresses ({} bytes)",
+        stats.entries,
+        stats.origin,
+        kinds.join(", "),
+        built.map.dir_count(),
+        bytes.len()
+    ));
+    Ok(text)
+}
+
+/// How one source was reached: its certificate or sign-in, its bases, skipped references.
+fn connection(stats: &crate::source::SourceStats) -> String {
+    let mut text = String::new();
     if let Some(cert) = &stats.server_certificate {
         text.push_str(&format!("TLS certificate: {cert}; bind succeeded; "));
     }
@@ -91,15 +122,7 @@ fn check_source(config: &Config) -> Result<String, Failure> {
             stats.referrals_skipped
         ));
     }
-    text.push_str(&format!(
-        "{} entries from {} ({}); a sync would write {} addresses ({} bytes)",
-        stats.entries,
-        stats.origin,
-        kinds.join(", "),
-        built.map.dir_count(),
-        bytes.len()
-    ));
-    Ok(text)
+    text
 }
 
 /// Whether a sync could write in `dir`, changing nothing: an existing folder is proven

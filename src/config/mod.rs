@@ -588,6 +588,46 @@ allow_empty_domains = ["other.org"]
     }
 
     #[test]
+    fn several_sources_are_named_uniquely_and_their_keys_have_paths() {
+        let sources = |body: &str| {
+            MINIMAL.replace("[source]\ntype = \"ldif\"\npath = \"export.ldif\"\n", body)
+        };
+        let two = "[[sources]]\nname = \"a\"\ntype = \"ldif\"\npath = \"a.ldif\"\n\
+                   [[sources]]\nname = \"b\"\ntype = \"ldif\"\npath = \"b.ldif\"\n";
+        let c = parse(&sources(two)).unwrap();
+        let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            problems(&sources(
+                "[[sources]]\nname = \"a\"\ntype = \"ldif\"\npath = \"a.ldif\"\n\
+                 [[sources]]\nname = \"A\"\ntype = \"ldap\"\npath = \"b.ldif\"\n\
+                 [[sources]]\ntype = \"ldif\"\npath = \"c.ldif\"\n"
+            )),
+            [
+                "sources[1].name: \"A\" is the name of another source; names must differ",
+                "sources[1].path: applies only to type = \"ldif\"; remove it",
+                "sources[1].url: missing; expected e.g. \"ldaps://ldaps.example.com:636\"",
+                "sources[1].bind_dn: missing; expected the bind account's DN or UPN, e.g. \"svc-dirsync@example.com\"",
+                "sources[1].password_env: missing; set password_env (an environment variable name), password_file or password_credential (Windows Credential Manager)",
+                "sources[1].base_dn: missing; expected the search base, e.g. \"OU=AADDC Users,DC=example,DC=com\"",
+                "sources[2].name: missing; each of [[sources]] needs a name, e.g. name = \"forest-a\"",
+            ]
+        );
+        let both =
+            MINIMAL.to_owned() + "[[sources]]\nname = \"x\"\ntype = \"ldif\"\npath = \"x\"\n";
+        assert_eq!(
+            problems(&both),
+            ["sources: set either [source] (one directory) or [[sources]] (several), not both"]
+        );
+        let unknown =
+            sources(two) + "[[profiles.rule]]\nwhen = { source = \"c\" }\nprofile = \"X\"\n";
+        assert_eq!(
+            problems(&unknown),
+            ["rules: a condition names source \"c\", which is not configured; the sources are: a, b"]
+        );
+    }
+
+    #[test]
     fn graph_sources_need_one_credential_and_https_hosts() {
         let graph = |keys: &str| {
             MINIMAL.replace(

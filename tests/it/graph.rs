@@ -648,3 +648,44 @@ fn exchange_data_merges_over_graph_by_object_id() {
         "{map}"
     );
 }
+
+#[test]
+fn a_tenant_and_an_export_in_one_map_fail_together() {
+    let (tenant, _) = tenant(40);
+    let gc = GraphCase::new(tenant, Cred::Secret, "");
+    gc.case.write(
+        "legacy.ldif",
+        "dn: CN=scanner,OU=Legacy,DC=legacy\nobjectClass: contact\ncn: scanner\nmail: scanner@example.de\n\n",
+    );
+    let toml = String::from_utf8(gc.case.read("dirsync.toml").unwrap()).unwrap();
+    let toml = toml
+        .replace(
+            "[source]\ntype = \"graph\"",
+            "[[sources]]\nname = \"tenant\"\ntype = \"graph\"",
+        )
+        .replace(
+            "[output]",
+            "[[sources]]\nname = \"legacy\"\ntype = \"ldif\"\npath = \"legacy.ldif\"\n\n[output]",
+        );
+    gc.case.write("dirsync.toml", toml);
+    let run = gc.sync();
+    assert_eq!(run.code, 0, "{run:?}");
+    let map = String::from_utf8(gc.case.read("out/retarus.map").unwrap()).unwrap();
+    assert!(
+        map.contains("\tDIR:\tscanner@example.de") && map.contains("\tDIR:\tuser39@example.com"),
+        "{map}"
+    );
+    assert!(
+        run.stderr.contains("source legacy: 1 entries from"),
+        "{run:?}"
+    );
+    let before = files(&gc.case);
+    gc.standin.set_faults(Faults {
+        status: Some((0, 500)),
+        ..Faults::default()
+    });
+    let run = gc.sync();
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.error_line().contains("1 of 2 sources failed, so none is used: source tenant: reading /users from Microsoft Graph"), "{run:?}");
+    assert_eq!(files(&gc.case), before);
+}

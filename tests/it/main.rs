@@ -22,6 +22,7 @@ mod ldap;
 mod ops;
 mod rules;
 mod secrets;
+mod sources;
 mod sync_ldif;
 mod upload;
 mod windows;

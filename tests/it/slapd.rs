@@ -44,6 +44,17 @@ impl Slapd {
     /// Loads `data` (LDIF below `OU=AADDC Users,DC=example,DC=com`) and starts slapd with
     /// `cert`. `limits` replaces AD's default size limits when given.
     pub fn start(data: &str, cert: &ServerCert, limits: Option<&str>) -> Slapd {
+        Slapd::start_forest(SUFFIX, data, cert, limits)
+    }
+
+    /// A directory under another suffix (a second forest); its reader is
+    /// `CN=dirsync-reader,<suffix>` with the same password.
+    pub fn start_forest(
+        suffix: &str,
+        data: &str,
+        cert: &ServerCert,
+        limits: Option<&str>,
+    ) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir(d.join("db")).unwrap();
@@ -56,7 +67,7 @@ impl Slapd {
              pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
              TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n\
              sizelimit {limits}\n\
-             database mdb\nmaxsize 4294967296\nsuffix \"{SUFFIX}\"\nrootdn \"CN=admin,{SUFFIX}\"\nrootpw not-used-by-tests\n\
+             database mdb\nmaxsize 4294967296\nsuffix \"{suffix}\"\nrootdn \"CN=admin,{suffix}\"\nrootpw not-used-by-tests\n\
              directory {d}/db\ndbnosync\n\
              access to attrs=userPassword by anonymous auth by * none\naccess to * by users read by * none\n",
             d = d.display(),
@@ -65,9 +76,14 @@ impl Slapd {
         );
         std::fs::write(d.join("slapd.conf"), conf).unwrap();
         let head = format!(
-            "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
-             dn: OU=AADDC Users,{SUFFIX}\nobjectClass: organizationalUnit\nou: AADDC Users\n\n\
-             dn: {READER_DN}\nobjectClass: person\ncn: dirsync-reader\nsn: reader\nuserPassword: {READER_PASSWORD}\n\n"
+            "dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\ndc: {dc}\no: {dc}\n\n\
+             dn: OU=AADDC Users,{suffix}\nobjectClass: organizationalUnit\nou: AADDC Users\n\n\
+             dn: CN=dirsync-reader,{suffix}\nobjectClass: person\ncn: dirsync-reader\nsn: reader\nuserPassword: {READER_PASSWORD}\n\n",
+            dc = suffix
+                .split(',')
+                .next()
+                .and_then(|r| r.split_once('='))
+                .map_or("example", |(_, v)| v),
         );
         std::fs::write(d.join("data.ldif"), head + data).unwrap();
         let out = Command::new(require("slapadd"))
