@@ -56,6 +56,29 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
             r.addresses_per_source.get(name).copied().unwrap_or(0)
         );
     }
+    let dropped = dropped(r);
+    if !dropped.is_empty() {
+        let _ = writeln!(s, "not written: {}", dropped.join(", "));
+    }
+    for (rule, e) in &r.excluded_by_rule {
+        let _ = writeln!(
+            s,
+            "excluded by {rule}: {} objects, {} addresses",
+            e.objects, e.addresses
+        );
+    }
+    if r.cleaned_values_total > 0 {
+        let _ = writeln!(
+            s,
+            "signature values cleaned or shortened: {}",
+            r.cleaned_values_total
+        );
+    }
+    s
+}
+
+/// Why addresses were not written, per reason.
+fn dropped(r: &BuildReport) -> Vec<String> {
     let mut dropped = Vec::new();
     if let Some(n) = r.dropped.get(DROP_FOREIGN) {
         let mut top: Vec<(&String, &u64)> = r.foreign_domains.iter().collect();
@@ -79,24 +102,7 @@ pub fn summarize(r: &BuildReport, stats: &SourceStats) -> String {
     if let Some(n) = r.dropped.get(DROP_EXCLUDED) {
         dropped.push(format!("{n} matched addresses.exclude"));
     }
-    if !dropped.is_empty() {
-        let _ = writeln!(s, "not written: {}", dropped.join(", "));
-    }
-    for (rule, e) in &r.excluded_by_rule {
-        let _ = writeln!(
-            s,
-            "excluded by {rule}: {} objects, {} addresses",
-            e.objects, e.addresses
-        );
-    }
-    if r.cleaned_values_total > 0 {
-        let _ = writeln!(
-            s,
-            "signature values cleaned or shortened: {}",
-            r.cleaned_values_total
-        );
-    }
-    s
+    dropped
 }
 
 /// One line on what the Exchange data added.

@@ -239,37 +239,7 @@ impl Validator<'_> {
             raw.routing.as_ref(),
             &mut self.p,
         );
-        for name in rules.sources() {
-            let known = sources
-                .iter()
-                .flatten()
-                .any(|s| s.name.eq_ignore_ascii_case(name));
-            if sources.is_some() && !known {
-                let names: Vec<&str> = sources.iter().flatten().map(|s| s.name.as_str()).collect();
-                self.problem(
-                    "rules",
-                    format!("a condition names source {name:?}, which is not configured; the sources are: {}", names.join(", ")),
-                );
-            }
-        }
-        let graph = sources
-            .iter()
-            .flatten()
-            .any(|s| matches!(s.config, SourceConfig::Graph(_)));
-        if graph {
-            for a in rules.attributes() {
-                if !crate::source::graph::mapping::supports(&a) {
-                    self.problem(
-                        "source.type",
-                        format!(
-                            "the rules read the attribute {a:?}, which the Graph source cannot give; \
-                             it gives {}",
-                            crate::source::graph::mapping::supported_list()
-                        ),
-                    );
-                }
-            }
-        }
+        self.rules_fit_sources(&rules, sources.as_deref().unwrap_or_default());
         if group_owners {
             rules.group_owner_key = Some("owner".into());
         }
@@ -296,6 +266,41 @@ impl Validator<'_> {
             rules,
             domains_from_exchange,
         })
+    }
+
+    /// What the rules ask of the sources: named sources exist, and a Graph source can give
+    /// every attribute the rules read.
+    fn rules_fit_sources(&mut self, rules: &RulesConfig, sources: &[NamedSource]) {
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        for name in rules.sources() {
+            if !names.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                self.problem(
+                    "rules",
+                    format!(
+                        "a condition names source {name:?}, which is not configured; the sources are: {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+        if !sources
+            .iter()
+            .any(|s| matches!(s.config, SourceConfig::Graph(_)))
+        {
+            return;
+        }
+        for a in rules.attributes() {
+            if !crate::source::graph::mapping::supports(&a) {
+                self.problem(
+                    "source.type",
+                    format!(
+                        "the rules read the attribute {a:?}, which the Graph source cannot give; \
+                         it gives {}",
+                        crate::source::graph::mapping::supported_list()
+                    ),
+                );
+            }
+        }
     }
 
     /// A required section that is missing.

@@ -223,27 +223,8 @@ impl RawSource {
     fn keys_set(&self) -> Vec<(&'static str, &'static str)> {
         let keys = [
             ("path", self.path.is_some(), "ldif"),
-            ("url", self.url.is_some(), "ldap"),
-            ("bind_dn", self.bind_dn.is_some(), "ldap"),
-            ("password_env", self.password_env.is_some(), "ldap"),
-            ("password_file", self.password_file.is_some(), "ldap"),
-            (
-                "password_credential",
-                self.password_credential.is_some(),
-                "ldap",
-            ),
             ("ca_file", self.ca_file.is_some(), "ldap graph"),
-            (
-                "tls_fingerprint_sha256",
-                self.tls_fingerprint_sha256.is_some(),
-                "ldap",
-            ),
-            ("base_dn", self.base_dn.is_some(), "ldap"),
-            ("filter", self.filter.is_some(), "ldap"),
-            ("bases", self.bases.is_some(), "ldap"),
             ("page_size", self.page_size.is_some(), "ldap graph"),
-            ("starttls", self.starttls.is_some(), "ldap"),
-            ("allow_plaintext", self.allow_plaintext.is_some(), "ldap"),
             (
                 "connect_timeout_seconds",
                 self.connect_timeout_seconds.is_some(),
@@ -259,48 +240,64 @@ impl RawSource {
                 self.read_timeout_seconds.is_some(),
                 "ldap graph",
             ),
-            ("max_message_mib", self.max_message_mib.is_some(), "ldap"),
-            ("tenant_id", self.tenant_id.is_some(), "graph"),
-            ("client_id", self.client_id.is_some(), "graph"),
-            ("certificate_file", self.certificate_file.is_some(), "graph"),
-            ("key_file", self.key_file.is_some(), "graph"),
-            ("pfx_file", self.pfx_file.is_some(), "graph"),
-            ("pfx_password_env", self.pfx_password_env.is_some(), "graph"),
-            (
-                "pfx_password_file",
-                self.pfx_password_file.is_some(),
-                "graph",
-            ),
-            (
-                "pfx_password_credential",
-                self.pfx_password_credential.is_some(),
-                "graph",
-            ),
-            (
-                "client_secret_env",
-                self.client_secret_env.is_some(),
-                "graph",
-            ),
-            (
-                "client_secret_file",
-                self.client_secret_file.is_some(),
-                "graph",
-            ),
-            (
-                "client_secret_credential",
-                self.client_secret_credential.is_some(),
-                "graph",
-            ),
-            ("cloud", self.cloud.is_some(), "graph"),
-            ("login_url", self.login_url.is_some(), "graph"),
-            ("graph_url", self.graph_url.is_some(), "graph"),
-            ("signing", self.signing.is_some(), "graph"),
-            ("max_page_mib", self.max_page_mib.is_some(), "graph"),
         ];
+        let ldap = self.ldap_keys().map(|(k, set)| (k, set, "ldap"));
+        let graph = self.graph_keys().map(|(k, set)| (k, set, "graph"));
         keys.into_iter()
+            .chain(ldap)
+            .chain(graph)
             .filter(|(_, set, _)| *set)
             .map(|(key, _, types)| (key, types))
             .collect()
+    }
+
+    /// The keys only `type = "ldap"` has, and whether each is given.
+    fn ldap_keys(&self) -> [(&'static str, bool); 12] {
+        [
+            ("url", self.url.is_some()),
+            ("bind_dn", self.bind_dn.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("password_credential", self.password_credential.is_some()),
+            (
+                "tls_fingerprint_sha256",
+                self.tls_fingerprint_sha256.is_some(),
+            ),
+            ("base_dn", self.base_dn.is_some()),
+            ("filter", self.filter.is_some()),
+            ("bases", self.bases.is_some()),
+            ("starttls", self.starttls.is_some()),
+            ("allow_plaintext", self.allow_plaintext.is_some()),
+            ("max_message_mib", self.max_message_mib.is_some()),
+        ]
+    }
+
+    /// The keys only `type = "graph"` has, and whether each is given.
+    fn graph_keys(&self) -> [(&'static str, bool); 16] {
+        [
+            ("tenant_id", self.tenant_id.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("certificate_file", self.certificate_file.is_some()),
+            ("key_file", self.key_file.is_some()),
+            ("pfx_file", self.pfx_file.is_some()),
+            ("pfx_password_env", self.pfx_password_env.is_some()),
+            ("pfx_password_file", self.pfx_password_file.is_some()),
+            (
+                "pfx_password_credential",
+                self.pfx_password_credential.is_some(),
+            ),
+            ("client_secret_env", self.client_secret_env.is_some()),
+            ("client_secret_file", self.client_secret_file.is_some()),
+            (
+                "client_secret_credential",
+                self.client_secret_credential.is_some(),
+            ),
+            ("cloud", self.cloud.is_some()),
+            ("login_url", self.login_url.is_some()),
+            ("graph_url", self.graph_url.is_some()),
+            ("signing", self.signing.is_some()),
+            ("max_page_mib", self.max_page_mib.is_some()),
+        ]
     }
 
     fn graph(self) -> RawGraph {

@@ -34,6 +34,9 @@ pub struct Graph {
     pub stop: AtomicBool,
 }
 
+/// An answer: its status, `Retry-After` and text.
+type Answer = (u16, Option<Duration>, String);
+
 /// One page of a collection.
 #[derive(Deserialize)]
 pub struct Page<T> {
@@ -172,18 +175,8 @@ impl Graph {
                     self.read_timeout.as_secs()
                 );
             }
-            let mut request = self
-                .agent
-                .get(url)
-                .header("Authorization", &format!("Bearer {}", token.value.expose()))
-                .config()
-                .timeout_global(Some(self.timeout.min(left)))
-                .build();
-            if let Some((name, value)) = header {
-                request = request.header(name, value);
-            }
-            let mut response = match request.call() {
-                Ok(r) => r,
+            let (status, retry_after, body) = match self.attempt(url, &token, header, left, what)? {
+                Ok(answer) => answer,
                 Err(e) if broken + 1 < TRANSPORT_ATTEMPTS => {
                     broken += 1;
                     let wait = crate::net::backoff(broken);
@@ -196,24 +189,6 @@ impl Graph {
                 }
                 Err(e) => bail!("Graph request for {what} failed: {e}"),
             };
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = response
-                .body_mut()
-                .with_config()
-                .limit(self.max_page)
-                .read_to_string()
-                .map_err(|e| {
-                    anyhow!(
-                        "Graph's answer for {what} broke off or is too large ({e}; \
-                         source.max_page_mib sets the limit)"
-                    )
-                })?;
             match status {
                 200 => return Ok(body),
                 401 if !renewed => {
@@ -240,6 +215,53 @@ impl Graph {
                 _ => bail!("{}", describe_status(status, &body, what, permission)),
             }
         }
+    }
+}
+
+impl Graph {
+    /// One request: the answer's status, `Retry-After` and text, or (inner `Err`) a request
+    /// that got no answer, which may be retried. An answer that breaks off is not retried.
+    fn attempt(
+        &self,
+        url: &str,
+        token: &Token,
+        header: Option<(&str, &str)>,
+        left: Duration,
+        what: &str,
+    ) -> anyhow::Result<Result<Answer, ureq::Error>> {
+        let mut request = self
+            .agent
+            .get(url)
+            .header("Authorization", &format!("Bearer {}", token.value.expose()))
+            .config()
+            .timeout_global(Some(self.timeout.min(left)))
+            .build();
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let mut response = match request.call() {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.max_page)
+            .read_to_string()
+            .map_err(|e| {
+                anyhow!(
+                    "Graph's answer for {what} broke off or is too large ({e}; \
+                     source.max_page_mib sets the limit)"
+                )
+            })?;
+        Ok(Ok((status, retry_after, body)))
     }
 }
 

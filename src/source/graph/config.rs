@@ -102,6 +102,7 @@ pub const CLOUDS: &[(&str, &str, &str)] = &[
 
 pub fn validate(g: RawGraph, at: &str, pr: &mut Problems) -> Option<GraphConfig> {
     let key = |k: &str| format!("{at}.{k}");
+    let credential = credential_config(&g, at, pr);
     let tenant_id = pr.required(
         &key("tenant_id"),
         g.tenant_id,
@@ -120,8 +121,44 @@ pub fn validate(g: RawGraph, at: &str, pr: &mut Problems) -> Option<GraphConfig>
         g.client_id,
         "the app registration's Application (client) ID",
     );
-    let credential = credential(&g.certificate_file, &g.key_file, &g.pfx_file, at, pr);
-    let credential = match credential {
+    let (login_url, graph_url) = hosts(&g.cloud, g.login_url, g.graph_url, at, pr);
+    let algorithm = match g.signing.as_deref() {
+        None | Some("RS256") => Algorithm::RS256,
+        Some("PS256") => Algorithm::PS256,
+        Some(other) => {
+            pr.problem(
+                &key("signing"),
+                format!("{other:?} is not offered; expected \"RS256\" (default) or \"PS256\""),
+            );
+            Algorithm::RS256
+        }
+    };
+    let page_size = pr.count(&key("page_size"), g.page_size, 999, 1..=999) as u32;
+    let max_page_mib = pr.count(&key("max_page_mib"), g.max_page_mib, 64, 1..=1024);
+    Some(GraphConfig {
+        tenant_id: tenant_id?,
+        client_id: client_id?,
+        credential: credential?,
+        login_url: login_url?,
+        graph_url: graph_url?,
+        algorithm,
+        ca_file: g.ca_file.map(|p| pr.path(&key("ca_file"), p)),
+        page_size,
+        connect_timeout: pr.seconds(
+            &key("connect_timeout_seconds"),
+            g.connect_timeout_seconds,
+            15,
+        ),
+        timeout: pr.seconds(&key("timeout_seconds"), g.timeout_seconds, 120),
+        read_timeout: pr.seconds(&key("read_timeout_seconds"), g.read_timeout_seconds, 3600),
+        max_page: max_page_mib << 20,
+    })
+}
+
+/// The credential: a PEM pair, a .pfx with its password, or a client secret — exactly one.
+fn credential_config(g: &RawGraph, at: &str, pr: &mut Problems) -> Option<CredentialConfig> {
+    let key = |k: &str| format!("{at}.{k}");
+    let credential = match credential(&g.certificate_file, &g.key_file, &g.pfx_file, at, pr) {
         Some(Kind::Pem) => Some(CredentialConfig::Pem {
             certificate_file: pr.path(&key("certificate_file"), g.certificate_file.clone()?),
             key_file: pr.path(&key("key_file"), g.key_file.clone()?),
@@ -175,38 +212,7 @@ pub fn validate(g: RawGraph, at: &str, pr: &mut Problems) -> Option<GraphConfig>
              pfx_password_*), or client_secret_env / client_secret_file / client_secret_credential",
         );
     }
-    let (login_url, graph_url) = hosts(&g.cloud, g.login_url, g.graph_url, at, pr);
-    let algorithm = match g.signing.as_deref() {
-        None | Some("RS256") => Algorithm::RS256,
-        Some("PS256") => Algorithm::PS256,
-        Some(other) => {
-            pr.problem(
-                &key("signing"),
-                format!("{other:?} is not offered; expected \"RS256\" (default) or \"PS256\""),
-            );
-            Algorithm::RS256
-        }
-    };
-    let page_size = pr.count(&key("page_size"), g.page_size, 999, 1..=999) as u32;
-    let max_page_mib = pr.count(&key("max_page_mib"), g.max_page_mib, 64, 1..=1024);
-    Some(GraphConfig {
-        tenant_id: tenant_id?,
-        client_id: client_id?,
-        credential: credential?,
-        login_url: login_url?,
-        graph_url: graph_url?,
-        algorithm,
-        ca_file: g.ca_file.map(|p| pr.path(&key("ca_file"), p)),
-        page_size,
-        connect_timeout: pr.seconds(
-            &key("connect_timeout_seconds"),
-            g.connect_timeout_seconds,
-            15,
-        ),
-        timeout: pr.seconds(&key("timeout_seconds"), g.timeout_seconds, 120),
-        read_timeout: pr.seconds(&key("read_timeout_seconds"), g.read_timeout_seconds, 3600),
-        max_page: max_page_mib << 20,
-    })
+    credential
 }
 
 enum Kind {

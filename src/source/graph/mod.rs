@@ -55,17 +55,50 @@ pub fn read(
         let (n, dup) = list(&graph, config, Collection::Groups, request, &mut |e| {
             groups.push(e);
             Ok(())
-        })?;
+        })
+        .map_err(|e| e.context("reading /groups from Microsoft Graph"))?;
         counts.insert(Collection::Groups, (n, dup));
         memberships = members(&graph, config, &groups, request)?;
         streamed.retain(|c| *c != Collection::Groups);
     }
+    counts.extend(stream(
+        &graph,
+        config,
+        &streamed,
+        request,
+        &memberships,
+        sink,
+    )?);
+    for mut e in groups {
+        memberships.apply(&mut e);
+        sink(e);
+    }
+    for c in Collection::ALL {
+        let (n, dup) = counts.get(&c).copied().unwrap_or_default();
+        stats.entries += n;
+        stats.duplicate_entries += dup;
+        stats.per_base.push((c.path().to_owned(), n));
+        compare_count(&graph, c, n);
+    }
+    Ok(stats)
+}
+
+/// Lists `collections` in parallel, each entry handed to `sink` with its named groups; any
+/// failure ends them all. Returns (objects, objects sent twice) per collection.
+fn stream(
+    graph: &Graph,
+    config: &GraphConfig,
+    collections: &[Collection],
+    request: &Request,
+    memberships: &Memberships,
+    sink: &mut dyn FnMut(Entry),
+) -> anyhow::Result<HashMap<Collection, (u64, u64)>> {
     let (tx, rx) = mpsc::sync_channel::<Entry>(1024);
     let results = std::thread::scope(|s| {
-        let workers: Vec<_> = streamed
+        let workers: Vec<_> = collections
             .iter()
             .map(|&c| {
-                let (tx, graph, memberships) = (tx.clone(), &graph, &memberships);
+                let tx = tx.clone();
                 let worker = move || {
                     let mut send = |mut e: Entry| {
                         memberships.apply(&mut e);
@@ -95,6 +128,7 @@ pub fn read(
             })
             .collect::<Vec<_>>()
     });
+    let mut counts = HashMap::new();
     // The first real error, not "stopped: another collection failed".
     let mut failures: Vec<(Collection, anyhow::Error)> = Vec::new();
     for (c, r) in results {
@@ -106,21 +140,10 @@ pub fn read(
         }
     }
     failures.sort_by_key(|(_, e)| e.to_string().starts_with("stopped"));
-    if let Some((c, e)) = failures.into_iter().next() {
-        return Err(e.context(format!("reading /{} from Microsoft Graph", c.path())));
+    match failures.into_iter().next() {
+        Some((c, e)) => Err(e.context(format!("reading /{} from Microsoft Graph", c.path()))),
+        None => Ok(counts),
     }
-    for mut e in groups {
-        memberships.apply(&mut e);
-        sink(e);
-    }
-    for c in Collection::ALL {
-        let (n, dup) = counts.get(&c).copied().unwrap_or_default();
-        stats.entries += n;
-        stats.duplicate_entries += dup;
-        stats.per_base.push((c.path().to_owned(), n));
-        compare_count(&graph, c, n);
-    }
-    Ok(stats)
 }
 
 /// Lists one collection to its end; returns (objects, objects sent twice).

@@ -62,51 +62,7 @@ impl Credential {
                 })?;
                 certificate(key, &der, config, key_file)
             }
-            CredentialConfig::Pfx { pfx_file, password } => {
-                let data = std::fs::read(pfx_file).with_context(|| {
-                    format!("cannot read source.pfx_file {}", pfx_file.display())
-                })?;
-                let password = password
-                    .read()
-                    .map_err(|e| anyhow!("source.pfx_password: {e}"))?;
-                let store = p12_keystore::KeyStore::from_pkcs12(
-                    &data,
-                    password.expose(),
-                    p12_keystore::Pkcs12ImportPolicy::Strict,
-                )
-                .map_err(|e| {
-                    anyhow!(
-                        "source.pfx_file {}: cannot open it ({e}); check the password \
-                         (source.pfx_password_*) and that the file holds the private key",
-                        pfx_file.display()
-                    )
-                })?;
-                let (_, chain) = store.private_key_chain().ok_or_else(|| {
-                    anyhow!(
-                        "source.pfx_file {} holds no private key with its certificate; export \
-                         the certificate *with* its private key",
-                        pfx_file.display()
-                    )
-                })?;
-                let cert = chain.certs().first().ok_or_else(|| {
-                    anyhow!(
-                        "source.pfx_file {} holds no certificate",
-                        pfx_file.display()
-                    )
-                })?;
-                let pem = format!(
-                    "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-                    base64::engine::general_purpose::STANDARD.encode(chain.key().as_der())
-                );
-                let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| {
-                    anyhow!(
-                        "source.pfx_file {}: the private key is not an RSA key; Microsoft's \
-                         identity platform takes RSA keys only",
-                        pfx_file.display()
-                    )
-                })?;
-                certificate(key, cert.as_der(), config, pfx_file)
-            }
+            CredentialConfig::Pfx { pfx_file, password } => from_pfx(pfx_file, password, config),
             CredentialConfig::Secret(source) => Ok(Credential::Secret {
                 secret: source
                     .read()
@@ -122,6 +78,56 @@ impl Credential {
             | Credential::Secret { description, .. } => description,
         }
     }
+}
+
+/// The certificate and key of a .pfx (PKCS#12), opened with its password.
+fn from_pfx(
+    pfx_file: &Path,
+    password: &crate::secret::SecretSource,
+    config: &GraphConfig,
+) -> anyhow::Result<Credential> {
+    let data = std::fs::read(pfx_file)
+        .with_context(|| format!("cannot read source.pfx_file {}", pfx_file.display()))?;
+    let password = password
+        .read()
+        .map_err(|e| anyhow!("source.pfx_password: {e}"))?;
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        &data,
+        password.expose(),
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| {
+        anyhow!(
+            "source.pfx_file {}: cannot open it ({e}); check the password \
+                 (source.pfx_password_*) and that the file holds the private key",
+            pfx_file.display()
+        )
+    })?;
+    let (_, chain) = store.private_key_chain().ok_or_else(|| {
+        anyhow!(
+            "source.pfx_file {} holds no private key with its certificate; export \
+                 the certificate *with* its private key",
+            pfx_file.display()
+        )
+    })?;
+    let cert = chain.certs().first().ok_or_else(|| {
+        anyhow!(
+            "source.pfx_file {} holds no certificate",
+            pfx_file.display()
+        )
+    })?;
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(chain.key().as_der())
+    );
+    let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| {
+        anyhow!(
+            "source.pfx_file {}: the private key is not an RSA key; Microsoft's \
+                 identity platform takes RSA keys only",
+            pfx_file.display()
+        )
+    })?;
+    certificate(key, cert.as_der(), config, pfx_file)
 }
 
 fn first_certificate(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
