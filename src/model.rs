@@ -262,15 +262,16 @@ pub struct Recipient {
     /// The attributes the rules read (lower-case names, text values).
     pub attrs: BTreeMap<String, Vec<String>>,
     /// Exchange's recipient type (`shared_mailbox`, …), when Exchange data is merged.
-    pub exchange_kind: Option<String>,
+    pub exchange_kind: Option<Box<str>>,
     /// `msDS-aadObjectId` (Entra DS), lower case: matches Exchange's ExternalDirectoryObjectId.
     pub aad_object_id: Option<Box<str>>,
     /// Owners of a Microsoft 365 group, from Exchange.
     pub owners: Box<[Address]>,
     /// More than one `SMTP:` value: the ones not chosen as primary (kept as aliases).
     pub extra_primaries: u32,
-    /// The name of the source it came from, when several sources are configured.
-    pub source: Option<std::sync::Arc<str>>,
+    /// The name of the source it came from, when several sources are configured (an `Arc`
+    /// of a `String`: one pointer, where `Arc<str>` takes two, in every recipient).
+    pub source: Option<std::sync::Arc<String>>,
 }
 
 impl Recipient {

@@ -96,11 +96,11 @@ pub fn build(prepared: &Prepared, details: bool) -> Result<Build, Failure> {
         groups: config.rules.groups(),
     };
     let phase = Instant::now();
-    let names: Vec<Option<Arc<str>>> = match config.sources.as_slice() {
+    let names: Vec<Option<Arc<String>>> = match config.sources.as_slice() {
         [_] => vec![None],
         several => several
             .iter()
-            .map(|s| Some(s.name.as_str().into()))
+            .map(|s| Some(Arc::new(s.name.clone())))
             .collect(),
     };
     let per_source = source::read_all(&config.sources, &request, &mut |i, entry| {

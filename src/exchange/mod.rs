@@ -280,7 +280,9 @@ impl Index {
             by_id: BTreeMap::new(),
             by_address: BTreeMap::new(),
         };
-        let ours = |r: &&Recipient| source.is_none_or(|s| r.source.as_deref() == Some(s));
+        let ours = |r: &&Recipient| {
+            source.is_none_or(|s| r.source.as_deref().map(String::as_str) == Some(s))
+        };
         for (i, r) in recipients.iter().enumerate().filter(|(_, r)| ours(r)) {
             if let Some(id) = &r.aad_object_id {
                 index.by_id.insert(id.to_string(), i);
@@ -325,7 +327,7 @@ fn merge_one(
     };
     if let Some(i) = found {
         let r = &mut recipients[i];
-        r.exchange_kind = Some(ex.kind.clone());
+        r.exchange_kind = Some(ex.kind.as_str().into());
         for (a, _) in from_exchange.addresses() {
             if !r.addresses().any(|(have, _)| have == a) {
                 r.aliases.push((a.clone(), Origin::Exchange));
@@ -346,7 +348,7 @@ fn merge_one(
             index.by_address.entry(a.clone()).or_insert(at);
         }
         let mut added = from_exchange;
-        added.source = config.applies_to.as_deref().map(Into::into);
+        added.source = config.applies_to.clone().map(std::sync::Arc::new);
         recipients.push(added);
     }
 }
@@ -372,7 +374,7 @@ fn ex_recipient(ex: &data::ExRecipient) -> Recipient {
         entry.push("proxyaddresses", e.as_bytes().to_vec());
     }
     let mut r = Recipient::from_entry(&entry, &crate::model::Keep::default());
-    r.exchange_kind = Some(ex.kind.clone());
+    r.exchange_kind = Some(ex.kind.as_str().into());
     r.aad_object_id = ex.external_directory_object_id.as_deref().map(Into::into);
     if let Some(name) = &ex.display_name {
         r.attrs.insert("displayname".into(), vec![name.clone()]);
